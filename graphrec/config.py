@@ -1,0 +1,155 @@
+"""Run configs: dataclasses loaded from YAML, with dotted overrides from the command line.
+
+A config is exactly what :func:`graphrec.pipeline.run` accepts. Unknown keys and
+values of the wrong type are errors that name the key (and suggest the closest
+valid one). Overrides like ``train.epochs=5`` are parsed with
+``ast.literal_eval``: literals only, never code.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from graphrec.errors import ConfigError
+from graphrec.schema import from_mapping, load_yaml, to_mapping
+from graphrec.utils import suggest
+
+
+@dataclass
+class GraphConfig:
+    recipe: str = "synthetic"  # a recipe name under graphs/ or a path to a recipe file
+    data_root: str = "data"  # the folder the recipe's paths start from
+    cache_dir: str | None = None  # built graphs; default $GRAPHREC_CACHE or ~/.cache/graphrec
+    rebuild: bool = False
+
+
+@dataclass
+class SplitConfig:
+    method: Literal["random", "temporal", "leave_one_out", "cold_user", "cold_item"] = "random"
+    ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train, valid, test
+    group_by_user: bool = True  # random split: cut each user's rows by the ratios
+
+
+@dataclass
+class ModelConfig:
+    name: Literal["lightgcn", "mf", "popularity"] = "lightgcn"
+    embedding_dim: int = 64
+    num_layers: int = 3  # LightGCN propagation layers
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 2048
+    lr: float = 1e-3
+    weight_decay: float = 1e-4  # L2 on the batch's layer-0 embeddings
+    loss: Literal["bpr", "bce"] = "bpr"
+    num_negatives: int = 1
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    eval_every: int = 1  # epochs between validation runs
+    patience: int = 10  # validation runs without improvement before stopping
+    monitor: str = "recall@20"  # validation metric for early stopping and the best checkpoint
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    protocol: Literal["full", "sampled"] = "full"
+    ks: list[int] = field(default_factory=lambda: [10, 20])
+    metrics: list[str] = field(default_factory=lambda: ["recall", "ndcg", "precision", "hr", "mrr", "map"])
+    num_negatives: int = 100  # sampled protocol only
+    chunk_size: int | None = None  # users per scoring chunk; None sizes it from the item count
+
+
+@dataclass
+class OutputConfig:
+    dir: str = "runs"  # run folders are made under it
+    name: str | None = None  # run folder name; default <recipe>-<model>-<time>
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self) -> None:
+        if len(self.split.ratios) != 3 or any(r < 0 for r in self.split.ratios) or abs(sum(self.split.ratios) - 1) > 1e-6:
+            raise ValueError(f"key 'split.ratios' must be three non-negative numbers summing to 1, found {self.split.ratios}")
+        for key, value in (("train.epochs", self.train.epochs), ("train.batch_size", self.train.batch_size),
+                           ("model.embedding_dim", self.model.embedding_dim), ("train.num_negatives", self.train.num_negatives),
+                           ("eval.num_negatives", self.eval.num_negatives), ("train.eval_every", self.train.eval_every)):
+            if value < 1:
+                raise ValueError(f"key '{key}' must be at least 1, found {value}")
+        if self.model.num_layers < 0:
+            raise ValueError(f"key 'model.num_layers' must be >= 0, found {self.model.num_layers}")
+        if not self.eval.ks or any(k < 1 for k in self.eval.ks):
+            raise ValueError(f"key 'eval.ks' must list cut-offs >= 1, found {self.eval.ks}")
+        metric, _, k = self.train.monitor.partition("@")
+        if metric not in self.eval.metrics or not k.isdigit() or int(k) not in self.eval.ks:
+            raise ValueError(
+                f"key 'train.monitor' is '{self.train.monitor}'; it must be <metric>@<k> with the metric in eval.metrics "
+                f"{self.eval.metrics} and k in eval.ks {self.eval.ks}"
+            )
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Load a run config file (or the defaults when ``path`` is None) and apply ``key=value`` overrides."""
+    payload: dict[str, Any] = load_yaml(path, "run config") if path is not None else {}
+    where = str(path) if path is not None else "config"
+    payload = apply_overrides(payload, overrides)
+    return from_mapping(RunConfig, payload, where)
+
+
+def apply_overrides(payload: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Set dotted keys (``train.epochs=5``) in a copy of ``payload``; keys are checked against :class:`RunConfig`."""
+    payload = copy.deepcopy(payload)
+    defaults = to_mapping(RunConfig())
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override '{override}' must look like key=value (e.g. train.epochs=5)")
+        parts = key.split(".")
+        known = defaults
+        target = payload
+        for depth, part in enumerate(parts):
+            if not isinstance(known, dict) or part not in known:
+                valid = list(known) if isinstance(known, dict) else []
+                dotted = ".".join(parts[: depth + 1])
+                raise ConfigError(f"override '{override}': unknown key '{dotted}'{suggest(part, valid)}")
+            known = known[part]
+            if depth < len(parts) - 1:
+                target = target.setdefault(part, {})
+                if not isinstance(target, dict):
+                    raise ConfigError(f"override '{override}': '{'.'.join(parts[: depth + 1])}' is not a section")
+        target[parts[-1]] = parse_value(text)
+    return payload
+
+
+def parse_value(text: str) -> Any:
+    """A Python/YAML literal (``5``, ``1e-3``, ``[10, 20]``, ``true``, ``null``), else the text as a string."""
+    text = text.strip()
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("null", "none", "~"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(to_mapping(config), sort_keys=False)

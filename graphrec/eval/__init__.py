@@ -1,0 +1,15 @@
+"""Evaluation: top-K ranking metrics, rating errors, full and sampled ranking protocols."""
+
+from graphrec.eval.metrics import VALID_METRICS, RankingAccumulator, ranking_metrics, rating_metrics
+from graphrec.eval.ranking import full_ranking, sampled_ranking, topk_items, user_item_csr
+
+__all__ = [
+    "VALID_METRICS",
+    "RankingAccumulator",
+    "ranking_metrics",
+    "rating_metrics",
+    "full_ranking",
+    "sampled_ranking",
+    "topk_items",
+    "user_item_csr",
+]

@@ -1,0 +1,309 @@
+"""Evaluation protocols: full ranking over all items, sampled ranking, and top-K lists.
+
+Every protocol takes a score function ``score_fn(user_ids [B]) -> scores [B, num_items]``
+and works in chunks of users so that at most ``chunk * num_items`` scores live at
+once. Per-user item sets are CSR arrays (``indptr [U+1]``, ``indices``); masks
+and ground truth are built for a whole chunk with ``repeat_interleave`` over
+the CSR rows, never with a loop over users.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from graphrec.eval.metrics import VALID_METRICS, RankingAccumulator, _check_ks
+
+ScoreFn = Callable[[Tensor], Tensor]
+Report = dict[str, float] | tuple[dict[str, float], dict[str, Tensor]]  # summary, or (summary, per-user values)
+_MAX_CHUNK_ELEMENTS = 64 * 2**20  # scores per chunk when chunk_size is None
+
+
+def user_item_csr(edge_index: Tensor, num_users: int, num_items: int | None = None) -> tuple[Tensor, Tensor]:
+    """Group user->item edges by user.
+
+    Args:
+        edge_index: Long tensor ``[2, E]``; row 0 users, row 1 items.
+        num_users: Number of users ``U``.
+        num_items: When given, item ids are checked to lie in ``0..num_items-1``.
+
+    Returns:
+        ``(indptr [U+1], indices [E'])``: user ``u``'s items are
+        ``indices[indptr[u]:indptr[u+1]]``, sorted, duplicates removed.
+    """
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"edge_index must have shape [2, E] (got {tuple(edge_index.shape)})")
+    edge_index = edge_index.detach().to("cpu", torch.long)
+    users, items = edge_index
+    if users.numel() and (int(users.min()) < 0 or int(users.max()) >= num_users):
+        raise ValueError(f"edge_index has user ids in [{int(users.min())}, {int(users.max())}]; "
+                         f"expected 0..{num_users - 1} (num_users={num_users})")
+    if items.numel() and int(items.min()) < 0:
+        raise ValueError(f"edge_index has a negative item id ({int(items.min())})")
+    if num_items is not None and items.numel() and int(items.max()) >= num_items:
+        raise ValueError(f"edge_index has item id {int(items.max())}; expected 0..{num_items - 1} "
+                         f"(num_items={num_items})")
+    stride = int(items.max()) + 1 if items.numel() else 1
+    keys = torch.unique(users * stride + items)  # sorted by (user, item), duplicates gone
+    counts = torch.bincount(keys // stride, minlength=num_users)
+    indptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+    return indptr, keys % stride
+
+
+def _union_csr(edge_indices: Sequence[Tensor], num_users: int, num_items: int) -> tuple[Tensor, Tensor]:
+    edges = [e.detach().to("cpu", torch.long) for e in edge_indices]
+    merged = torch.cat(edges, dim=1) if edges else torch.zeros(2, 0, dtype=torch.long)
+    return user_item_csr(merged, num_users, num_items)
+
+
+def _csr_rows(indptr: Tensor, indices: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Entries of the given CSR rows as ``(row position, slot within row, column)``."""
+    counts = indptr[rows + 1] - indptr[rows]  # [B]
+    total = int(counts.sum())
+    row_pos = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device), counts, output_size=total)
+    first = torch.repeat_interleave(counts.cumsum(0) - counts, counts, output_size=total)
+    slot = torch.arange(total, device=rows.device) - first  # [T]
+    cols = indices[torch.repeat_interleave(indptr[rows], counts, output_size=total) + slot]
+    return row_pos, slot, cols
+
+
+def _resolve_chunk(chunk_size: int | None, num_items: int) -> int:
+    if chunk_size is None:
+        return max(1, _MAX_CHUNK_ELEMENTS // max(num_items, 1))
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer or None (got {chunk_size})")
+    return int(chunk_size)
+
+
+def _select_users(users: Tensor | Sequence[int] | None, eval_indptr: Tensor, num_users: int) -> Tensor:
+    if users is None:
+        return torch.nonzero(eval_indptr[1:] > eval_indptr[:-1]).view(-1)
+    return _check_users(torch.as_tensor(users, dtype=torch.long).view(-1).cpu(), num_users, "users")
+
+
+def _check_users(users: Tensor, num_users: int, what: str) -> Tensor:
+    if users.numel() and (int(users.min()) < 0 or int(users.max()) >= num_users):
+        raise ValueError(f"{what} must lie in 0..{num_users - 1} (got ids in [{int(users.min())}, {int(users.max())}])")
+    return users
+
+
+def _score(score_fn: ScoreFn, batch: Tensor, num_items: int) -> Tensor:
+    scores = score_fn(batch)
+    if scores.shape != (batch.numel(), num_items):
+        raise ValueError(f"score_fn returned shape {tuple(scores.shape)} for {batch.numel()} users; "
+                         f"expected [{batch.numel()}, {num_items}] (one score per item)")
+    scores = scores.detach().to(batch.device)
+    return scores if scores.is_floating_point() else scores.float()
+
+
+def _masked_scores(score_fn: ScoreFn, batch: Tensor, num_items: int, ex_indptr: Tensor, ex_indices: Tensor) -> Tensor:
+    scores = _score(score_fn, batch, num_items)  # [B, I]
+    row_pos, _, cols = _csr_rows(ex_indptr, ex_indices, batch)
+    # out of place: score_fn may hand back a view of a cached tensor
+    return scores.index_put((row_pos, cols), scores.new_tensor(float("-inf")))
+
+
+@torch.no_grad()
+def full_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge_index: Tensor,
+                 exclude_edge_indices: Sequence[Tensor] = (), ks: Sequence[int] = (10, 20),
+                 names: Sequence[str] = VALID_METRICS, users: Tensor | Sequence[int] | None = None,
+                 chunk_size: int | None = None, device: str | torch.device = "cpu",
+                 return_per_user: bool = False) -> Report:
+    """Rank every item for every evaluated user (all-ranking protocol, as in NGCF and LightGCN).
+
+    Items in ``exclude_edge_indices`` (typically the training and validation
+    edges) get score ``-inf`` before ``torch.topk``; the items of
+    ``eval_edge_index`` are the relevant ones. An eval item that is also
+    excluded can never be a hit but still counts in ``num_relevant``.
+
+    Args:
+        score_fn: ``score_fn(user_ids [B]) -> scores [B, num_items]``.
+        num_users: Number of users.
+        num_items: Number of items.
+        eval_edge_index: Held-out user->item edges ``[2, E]``.
+        exclude_edge_indices: Edge indices whose items are removed from every ranking.
+        ks: Cut-offs K (each at most ``num_items``).
+        names: Metrics among ``recall, precision, hr, ndcg, mrr, map``.
+        users: Users to evaluate; default every user with at least one eval item.
+        chunk_size: Users per chunk; default keeps ``chunk * num_items`` under 64M.
+        device: Where scores, masks and top-K run.
+        return_per_user: Also return :meth:`RankingAccumulator.per_user`.
+
+    Returns:
+        ``{"recall@10": ..., ..., "num_users": n}`` averaged over evaluated users
+        with at least one eval item; with ``return_per_user`` a tuple
+        ``(summary, per_user)``.
+    """
+    ks = _check_ks(ks)
+    max_k = max(ks)
+    if max_k > num_items:
+        raise ValueError(f"cut-off k={max_k} exceeds num_items={num_items}")
+    device = torch.device(device)
+    eval_indptr, eval_indices = user_item_csr(eval_edge_index, num_users, num_items)
+    ex_indptr, ex_indices = _union_csr(exclude_edge_indices, num_users, num_items)
+    users = _select_users(users, eval_indptr, num_users)
+    eval_indptr, eval_indices = eval_indptr.to(device), eval_indices.to(device)
+    ex_indptr, ex_indices = ex_indptr.to(device), ex_indices.to(device)
+    accumulator = RankingAccumulator(ks, names)
+    chunk = _resolve_chunk(chunk_size, num_items)
+
+    for start in range(0, users.numel(), chunk):
+        batch = users[start:start + chunk].to(device)  # [B]
+        scores = _masked_scores(score_fn, batch, num_items, ex_indptr, ex_indices)  # [B, I]
+        top_scores, top_items = scores.topk(max_k, dim=1)  # [B, maxK]
+        truth = torch.zeros(batch.numel(), num_items, dtype=torch.bool, device=device)
+        row_pos, _, cols = _csr_rows(eval_indptr, eval_indices, batch)
+        truth[row_pos, cols] = True
+        hits = truth.gather(1, top_items) & (top_scores > float("-inf"))  # [B, maxK]
+        accumulator.update(hits, eval_indptr[batch + 1] - eval_indptr[batch], batch)
+
+    summary: dict = accumulator.compute()
+    summary["num_users"] = accumulator.num_users
+    return (summary, accumulator.per_user()) if return_per_user else summary
+
+
+def _sample_negatives(users: Tensor, num_negatives: int, indptr: Tensor, indices: Tensor, num_items: int,
+                      generator: torch.Generator, max_rounds: int = 100) -> tuple[Tensor, Tensor]:
+    """Draw distinct items per user, uniformly among the items outside the user's CSR row.
+
+    Slots are drawn with ``randint`` and every slot holding an interacted or a
+    repeated item is redrawn (rejection sampling) until none is left. Users
+    with no more than ``num_negatives`` free items, and rows still rejected
+    after ``max_rounds``, take a random order of all their free items instead.
+
+    Returns:
+        ``(items [B, W], valid [B, W])`` with ``W = min(num_negatives, num_items)``;
+        ``valid`` is false on slots left empty for users with fewer free items.
+    """
+    device, width = users.device, min(num_negatives, num_items)
+    keys = (torch.repeat_interleave(torch.arange(indptr.numel() - 1, device=device), indptr[1:] - indptr[:-1])
+            * num_items + indices)  # [T], sorted: (user, item) pairs interacted
+    free = num_items - (indptr[users + 1] - indptr[users])  # [B]
+    items = torch.randint(num_items, (users.numel(), width), device=device, generator=generator)
+    pending = free > width  # rows left to rejection sampling
+    for _ in range(max_rounds):
+        query = users.view(-1, 1) * num_items + items  # [B, W]
+        pos = torch.searchsorted(keys, query).clamp(max=max(keys.numel() - 1, 0))
+        seen = keys[pos] == query if keys.numel() else torch.zeros_like(query, dtype=torch.bool)
+        ordered, order = items.sort(dim=1, stable=True)
+        repeat_sorted = torch.zeros_like(seen)
+        repeat_sorted[:, 1:] = ordered[:, 1:] == ordered[:, :-1]  # later copies of a repeated item
+        bad = (seen | torch.zeros_like(seen).scatter(1, order, repeat_sorted)) & pending.view(-1, 1)
+        num_bad = int(bad.sum())
+        if num_bad == 0:
+            break
+        items[bad] = torch.randint(num_items, (num_bad,), device=device, generator=generator)
+    else:
+        pending = pending & ~bad.any(dim=1)
+    valid = torch.ones_like(items, dtype=torch.bool)
+    dense_rows = torch.nonzero(~pending).view(-1)
+    if dense_rows.numel():  # exact fallback: random keys, interacted items pushed below zero
+        keys_dense = torch.rand(dense_rows.numel(), num_items, device=device, generator=generator)
+        row_pos, _, cols = _csr_rows(indptr, indices, users[dense_rows])
+        keys_dense[row_pos, cols] = -1.0
+        top_keys, top_items = keys_dense.topk(width, dim=1)
+        items[dense_rows], valid[dense_rows] = top_items, top_keys >= 0
+    return items, valid
+
+
+@torch.no_grad()
+def sampled_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge_index: Tensor,
+                    exclude_edge_indices: Sequence[Tensor] = (), num_negatives: int = 100,
+                    ks: Sequence[int] = (10,), names: Sequence[str] = VALID_METRICS, seed: int = 0,
+                    chunk_size: int | None = None, users: Tensor | Sequence[int] | None = None,
+                    device: str | torch.device = "cpu", return_per_user: bool = False) -> Report:
+    """Rank each user's eval items against sampled negatives (sampled protocol of He et al., NCF, 2017).
+
+    Protocol: for every evaluated user ``u`` the candidate list is all of
+    ``u``'s eval items plus ``num_negatives`` distinct items drawn uniformly
+    from the items ``u`` has no edge to in ``eval_edge_index`` or any of
+    ``exclude_edge_indices`` (fewer when fewer such items exist). Candidates
+    are shuffled so that tied scores break at random, ranked by score, and
+    the metrics use ``num_relevant`` = the number of ``u``'s eval items. With
+    ``num_negatives`` at least the number of free items the protocol equals
+    :func:`full_ranking`. Sampled metrics are not consistent with full-ranking
+    ones for comparing models (Krichene and Rendle, KDD 2020); report the
+    protocol alongside the numbers. Negatives depend on ``seed`` and ``chunk_size``.
+
+    Args:
+        score_fn: ``score_fn(user_ids [B]) -> scores [B, num_items]``.
+        num_users: Number of users.
+        num_items: Number of items.
+        eval_edge_index: Held-out user->item edges ``[2, E]``.
+        exclude_edge_indices: Edges whose items may not be sampled as negatives.
+        num_negatives: Negatives per user.
+        ks: Cut-offs K; lists shorter than K count missing ranks as misses.
+        names: Metrics among ``recall, precision, hr, ndcg, mrr, map``.
+        seed: Seed of the negative sampler and the tie-breaking shuffle.
+        chunk_size: Users per chunk; default keeps ``chunk * num_items`` under 64M.
+        users: Users to evaluate; default every user with at least one eval item.
+        device: Where sampling and ranking run.
+        return_per_user: Also return per-user values.
+
+    Returns:
+        Same layout as :func:`full_ranking`.
+    """
+    ks = _check_ks(ks)
+    max_k = max(ks)
+    if num_negatives < 0:
+        raise ValueError(f"num_negatives must be >= 0 (got {num_negatives})")
+    device = torch.device(device)
+    eval_indptr, eval_indices = user_item_csr(eval_edge_index, num_users, num_items)
+    seen_indptr, seen_indices = _union_csr([eval_edge_index, *exclude_edge_indices], num_users, num_items)
+    users = _select_users(users, eval_indptr, num_users)
+    eval_indptr, eval_indices = eval_indptr.to(device), eval_indices.to(device)
+    seen_indptr, seen_indices = seen_indptr.to(device), seen_indices.to(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    accumulator = RankingAccumulator(ks, names)
+    chunk = _resolve_chunk(chunk_size, num_items)
+
+    for start in range(0, users.numel(), chunk):
+        batch = users[start:start + chunk].to(device)  # [B]
+        negatives, neg_valid = _sample_negatives(batch, num_negatives, seen_indptr, seen_indices, num_items, generator)
+        num_relevant = eval_indptr[batch + 1] - eval_indptr[batch]  # [B]
+        max_pos = int(num_relevant.max()) if batch.numel() else 0
+        row_pos, slot, cols = _csr_rows(eval_indptr, eval_indices, batch)
+        candidates = torch.cat([negatives.new_zeros(batch.numel(), max_pos), negatives], dim=1)  # [B, P+W]
+        is_pos = torch.zeros_like(candidates, dtype=torch.bool)
+        valid = torch.cat([is_pos[:, :max_pos], neg_valid], dim=1)
+        candidates[row_pos, slot], is_pos[row_pos, slot], valid[row_pos, slot] = cols, True, True
+        shuffle = torch.rand(candidates.shape, device=device, generator=generator).argsort(dim=1)
+        candidates, is_pos, valid = candidates.gather(1, shuffle), is_pos.gather(1, shuffle), valid.gather(1, shuffle)
+
+        scores = _score(score_fn, batch, num_items).gather(1, candidates).masked_fill(~valid, float("-inf"))
+        _, top = scores.topk(min(max_k, candidates.size(1)), dim=1)  # [B, <=maxK]
+        hits = (is_pos & valid).gather(1, top)
+        if hits.size(1) < max_k:  # fewer candidates than K: the missing ranks are misses
+            hits = torch.cat([hits, hits.new_zeros(hits.size(0), max_k - hits.size(1))], dim=1)
+        accumulator.update(hits, num_relevant, batch)
+
+    summary: dict = accumulator.compute()
+    summary["num_users"] = accumulator.num_users
+    return (summary, accumulator.per_user()) if return_per_user else summary
+
+
+@torch.no_grad()
+def topk_items(score_fn: ScoreFn, user_ids: Tensor, k: int, exclude_edge_indices: Sequence[Tensor],
+               num_users: int, num_items: int) -> tuple[Tensor, Tensor]:
+    """Top-``k`` recommendations per user with already-seen items removed.
+
+    Args:
+        score_fn: ``score_fn(user_ids [B]) -> scores [B, num_items]``.
+        user_ids: Users ``[B]``; the result lives on their device.
+        k: List length, at most ``num_items``.
+        exclude_edge_indices: Edges whose items must not be recommended (e.g. training edges).
+        num_users: Number of users.
+        num_items: Number of items.
+
+    Returns:
+        ``(scores [B, k], items [B, k])`` best first. When a user has fewer than
+        ``k`` unseen items the tail holds seen items with score ``-inf``.
+    """
+    if not 1 <= k <= num_items:
+        raise ValueError(f"k must lie in 1..num_items={num_items} (got {k})")
+    user_ids = _check_users(torch.as_tensor(user_ids, dtype=torch.long).view(-1), num_users, "user_ids")
+    ex_indptr, ex_indices = _union_csr(exclude_edge_indices, num_users, num_items)
+    ex_indptr, ex_indices = ex_indptr.to(user_ids.device), ex_indices.to(user_ids.device)
+    return _masked_scores(score_fn, user_ids, num_items, ex_indptr, ex_indices).topk(k, dim=1)

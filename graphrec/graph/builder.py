@@ -1,0 +1,307 @@
+"""Turn a graph recipe and the user's files into a heterogeneous graph plus id maps.
+
+The result is a :class:`~graphrec.graph.bundle.GraphBundle`: a PyG ``HeteroData``
+holding every node type and every side relation (attributes, social links, KG),
+and, kept apart from it, the user-item interactions. Interactions enter a
+message-passing graph only through a split's training rows
+(:meth:`GraphBundle.message_passing_graph`), so evaluation edges cannot leak.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import string
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_geometric.data import HeteroData
+
+from graphrec.data.idmap import IdMap
+from graphrec.data.readers import (
+    numeric_column,
+    read_table,
+    require_columns,
+    require_values,
+    row_location,
+)
+from graphrec.errors import DataError
+from graphrec.graph.bundle import GraphBundle, Interactions
+from graphrec.graph.recipe import MultiColumn, NamesTable, Recipe, Source, resolve_source
+
+logger = logging.getLogger("graphrec")
+
+INTERACTS = ("user", "interacts", "item")
+RESERVED_RELATIONS = {"interacts", "follows"}
+
+
+class _Builder:
+    def __init__(self, recipe: Recipe, data_root: Path) -> None:
+        self.recipe = recipe
+        self.data_root = data_root
+        self.idmap = IdMap()
+        self.edges: dict[tuple[str, str, str], list[np.ndarray]] = {}
+        self.texts: dict[str, dict[int, str]] = {}
+        self.dropped: dict[str, int] = {}
+
+    # ----------------------------------------------------------------- helpers
+    def read(self, source: Source, key: str, columns: list[str | None]) -> pd.DataFrame:
+        frame = read_table(resolve_source(source, self.data_root, key))
+        required = [c for c in columns if c]
+        require_columns(frame, required, key)
+        for column in required:
+            require_values(frame, column)
+        return frame
+
+    def policy(self, table) -> str:
+        return getattr(table, "on_unknown_id", None) or self.recipe.on_unknown_id
+
+    def known(self, node_type: str, frame: pd.DataFrame, column: str, policy: str, key: str,
+              defined_by: str) -> tuple[np.ndarray, np.ndarray]:
+        """Ints of ``frame[column]`` as ``node_type`` ids and a mask of the rows whose id is defined."""
+        ids = self.idmap.lookup(node_type, frame[column].to_numpy())
+        self.unknown(ids < 0, frame, column, node_type, policy, key, defined_by)
+        return ids, ids >= 0
+
+    def unknown(self, unknown: np.ndarray, frame: pd.DataFrame, column: str, node_type: str, policy: str,
+                key: str, defined_by: str) -> None:
+        """Apply the unknown-id policy to the rows flagged in ``unknown``: raise, or count and warn."""
+        if not unknown.any():
+            return
+        position = int(np.argmax(unknown))
+        count = int(unknown.sum())
+        if policy == "error":
+            raise DataError(
+                f"{row_location(frame, position)}: column '{column}' has {node_type} id "
+                f"'{frame[column].iloc[position]}' that {defined_by} does not define ({count} such rows); "
+                f"fix the file or set on_unknown_id: drop under '{key}' to skip these rows"
+            )
+        self.dropped[key] = self.dropped.get(key, 0) + count
+        logger.warning("%s: dropped %d rows whose %s id is not defined by %s", key, count, node_type, defined_by)
+
+    def add_edges(self, edge_type: tuple[str, str, str], src: np.ndarray, dst: np.ndarray) -> None:
+        self.edges.setdefault(edge_type, []).append(np.stack([src, dst]).astype(np.int64))
+
+    def names(self, node_type: str, table: NamesTable, key: str) -> None:
+        frame = self.read(table, key, [table.id, table.name])
+        ids = self.idmap.lookup(node_type, frame[table.id].to_numpy())
+        self.idmap.set_names(node_type, ids, frame[table.name].tolist())
+
+    # ----------------------------------------------------------------- tables
+    def node_table(self, node_type: str, table, key: str) -> None:
+        frame = self.read(table, key, [table.id, table.name] + [_column(spec) for spec in table.attributes.values()])
+        duplicated = frame[table.id].duplicated().to_numpy()
+        if duplicated.any():
+            position = int(np.argmax(duplicated))
+            raise DataError(
+                f"{row_location(frame, position)}: {node_type} id '{frame[table.id].iloc[position]}' "
+                f"appears twice in column '{table.id}' (ids in a {node_type} table must be unique)"
+            )
+        ids = self.idmap.add(node_type, frame[table.id].to_numpy())
+        if table.name:
+            self.idmap.set_names(node_type, ids, frame[table.name].tolist())
+        for field_name, spec in table.attributes.items():
+            column, sep = (spec.column, spec.sep) if isinstance(spec, MultiColumn) else (spec, None)
+            values = frame[column]
+            owners = ids
+            if sep:
+                exploded = values.str.split(sep, regex=False).explode()
+                owners = ids[exploded.index.map(dict(zip(frame.index, range(len(frame))))).to_numpy()] \
+                    if not frame.index.is_unique else ids[frame.index.get_indexer(exploded.index)]
+                values = exploded.str.strip()
+            keep = (values != "").to_numpy()
+            value_ids = self.idmap.add(field_name, values.to_numpy()[keep])
+            self.add_edges((node_type, f"has_{field_name}", field_name), owners[keep], value_ids)
+        if table.text:
+            self.texts[node_type] = dict(zip(ids.tolist(), _render(table.text, frame, key)))
+
+    def interactions(self) -> Interactions:
+        table = self.recipe.interactions
+        frame = self.read(table, "interactions", [table.user, table.item, table.rating, table.timestamp])
+        policy = self.policy(table)
+        keep = np.ones(len(frame), dtype=bool)
+        if self.recipe.users is not None:
+            users, mask = self.known("user", frame, table.user, policy, "interactions", "the users table")
+            keep &= mask
+        else:
+            users = self.idmap.add("user", frame[table.user].to_numpy())
+        if self.recipe.items is not None:
+            items, mask = self.known("item", frame, table.item, policy, "interactions", "the items table")
+            keep &= mask
+        else:
+            items = self.idmap.add("item", frame[table.item].to_numpy())
+        rating = numeric_column(frame, table.rating) if table.rating else None
+        timestamp = numeric_column(frame, table.timestamp, allow_negative=False) if table.timestamp else None
+        if table.min_rating is not None:
+            if rating is None:
+                raise DataError("recipe key 'interactions.min_rating' needs 'interactions.rating' to name a column")
+            keep &= rating >= table.min_rating
+        order = np.arange(len(frame))[keep]
+        if timestamp is not None:
+            order = order[np.argsort(timestamp[order], kind="stable")]
+        # One interaction per (user, item): the latest row wins.
+        keys = users[order] * max(1, self.idmap.num_nodes("item")) + items[order]
+        _, last = np.unique(keys[::-1], return_index=True)
+        order = np.sort(order[len(order) - 1 - last])
+        if len(order) == 0:
+            raise DataError(f"{row_location(frame, 0).split(':')[0]}: no interactions left after filtering")
+        return Interactions(
+            user=users[order],
+            item=items[order],
+            rating=None if rating is None else rating[order].astype(np.float32),
+            timestamp=None if timestamp is None else timestamp[order],
+        )
+
+    def item_attributes(self, table, index: int) -> None:
+        key = f"item_attributes[{index}]"
+        if table.value_names is not None:
+            names = self.read(table.value_names, f"{key}.value_names", [table.value_names.id, table.value_names.name])
+            value_ids = self.idmap.add(table.field, names[table.value_names.id].to_numpy())
+            self.idmap.set_names(table.field, value_ids, names[table.value_names.name].tolist())
+        frame = self.read(table, key, [table.item, table.value])
+        items, keep = self.known("item", frame, table.item, self.policy(table), key, "the items")
+        if table.value_names is not None:
+            values, mask = self.known(table.field, frame, table.value, self.policy(table), key, "value_names")
+            keep &= mask
+        else:
+            values = self.idmap.add(table.field, frame[table.value].to_numpy())
+        self.add_edges(("item", f"has_{table.field}", table.field), items[keep], values[keep])
+
+    def social(self) -> None:
+        table = self.recipe.social
+        frame = self.read(table, "social", [table.user, table.friend])
+        policy = self.policy(table)
+        users, keep_u = self.known("user", frame, table.user, policy, "social", "the users")
+        friends, keep_f = self.known("user", frame, table.friend, policy, "social", "the users")
+        keep = keep_u & keep_f & (users != friends)
+        src, dst = users[keep], friends[keep]
+        if table.symmetric:
+            src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
+        self.add_edges(("user", "follows", "user"), src, dst)
+
+    def knowledge_graph(self) -> None:
+        table = self.recipe.kg
+        policy = self.policy(table)
+        # Entities that stand for items become item nodes, so item -> entity -> item paths exist.
+        entity_item = pd.Series(dtype=np.float64)
+        if self.recipe.item_entity is not None:
+            link = self.recipe.item_entity
+            frame = self.read(link, "item_entity", [link.item, link.entity])
+            items, keep = self.known("item", frame, link.item, self.policy(link), "item_entity", "the items")
+            entity_item = pd.Series(items[keep].astype(np.float64), index=frame[link.entity].to_numpy()[keep])
+            entity_item = entity_item[~entity_item.index.duplicated()]
+        if table.entity_names is not None:
+            spec = table.entity_names
+            names = self.read(spec, "kg.entity_names", [spec.id, spec.name])
+            raw = names[spec.id].to_numpy()
+            plain = ~pd.Index(raw).isin(entity_item.index)
+            entity_ids = self.idmap.add("entity", raw[plain])
+            self.idmap.set_names("entity", entity_ids, names[spec.name].to_numpy()[plain].tolist())
+        relation_names: dict[str, str] = {}
+        if table.relation_names is not None:
+            spec = table.relation_names
+            names = self.read(spec, "kg.relation_names", [spec.id, spec.name])
+            relation_names = dict(zip(names[spec.id], names[spec.name]))
+        frame = self.read(table, "kg", [table.head, table.relation, table.tail])
+        ends = {}
+        keep = np.ones(len(frame), dtype=bool)
+        for column in (table.head, table.tail):
+            raw = frame[column].to_numpy()
+            as_item = entity_item.reindex(raw).to_numpy()
+            is_item = ~np.isnan(as_item)
+            if table.entity_names is not None:
+                entity = self.idmap.lookup("entity", raw)
+                unknown = (entity < 0) & ~is_item
+                self.unknown(unknown, frame, column, "entity", policy, "kg", "kg.entity_names")
+                keep &= ~unknown
+            else:
+                entity = np.full(len(raw), -1, dtype=np.int64)
+                entity[~is_item] = self.idmap.add("entity", raw[~is_item])
+            ends[column] = (is_item, np.where(is_item, np.nan_to_num(as_item, nan=-1), entity).astype(np.int64))
+        relations = frame[table.relation].to_numpy()
+        for relation in pd.unique(relations[keep]):
+            name = _relation_name(relation_names.get(relation, relation), self.idmap.relation_names)
+            self.idmap.relation_names[name] = relation_names.get(relation, relation)
+            rows = keep & (relations == relation)
+            head_is_item, head = ends[table.head]
+            tail_is_item, tail = ends[table.tail]
+            for h_item in (True, False):
+                for t_item in (True, False):
+                    sel = rows & (head_is_item == h_item) & (tail_is_item == t_item)
+                    if sel.any():
+                        edge_type = ("item" if h_item else "entity", name, "item" if t_item else "entity")
+                        self.add_edges(edge_type, head[sel], tail[sel])
+
+    # ----------------------------------------------------------------- graph
+    def graph(self) -> HeteroData:
+        data = HeteroData()
+        for node_type in self.idmap.node_types:
+            data[node_type].num_nodes = self.idmap.num_nodes(node_type)
+        for edge_type, parts in self.edges.items():
+            edges = np.unique(np.concatenate(parts, axis=1), axis=1)
+            src, rel, dst = edge_type
+            data[edge_type].edge_index = torch.from_numpy(edges)
+            if not (rel == "follows" and self.recipe.social is not None and self.recipe.social.symmetric):
+                data[dst, f"rev_{rel}", src].edge_index = torch.from_numpy(edges[::-1].copy())
+        return data
+
+
+def build(recipe: Recipe, data_root: str | Path) -> GraphBundle:
+    """Read every table a recipe names and build the graph (no cache; see :func:`graphrec.graph.load_graph`)."""
+    builder = _Builder(recipe, Path(data_root))
+    if recipe.users is not None:
+        builder.node_table("user", recipe.users, "users")
+    if recipe.items is not None:
+        builder.node_table("item", recipe.items, "items")
+    interactions = builder.interactions()
+    for index, table in enumerate(recipe.item_attributes):
+        builder.item_attributes(table, index)
+    if recipe.social is not None:
+        builder.social()
+    if recipe.kg is not None:
+        builder.knowledge_graph()
+    texts = {
+        node_type: [by_index.get(i, "") for i in range(builder.idmap.num_nodes(node_type))]
+        for node_type, by_index in builder.texts.items()
+    }
+    return GraphBundle(
+        name=recipe.name,
+        graph=builder.graph(),
+        interactions=interactions,
+        idmap=builder.idmap,
+        texts=texts,
+        dropped=builder.dropped,
+    )
+
+
+def _column(spec: str | MultiColumn) -> str:
+    return spec.column if isinstance(spec, MultiColumn) else spec
+
+
+def _render(template: str, frame: pd.DataFrame, key: str) -> list[str]:
+    fields = [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    for name in fields:
+        if name not in frame.columns:
+            from graphrec.utils import suggest
+
+            raise DataError(
+                f"recipe key '{key}.text': placeholder '{{{name}}}' is not a column{suggest(name, frame.columns)}; "
+                f"columns: {list(frame.columns)}"
+            )
+    columns = {name: frame[name].tolist() for name in set(fields)}
+    return [template.format(**{name: values[row] for name, values in columns.items()}) for row in range(len(frame))]
+
+
+def _relation_name(raw: str, taken: dict[str, str]) -> str:
+    """A relation name safe as a PyG edge-type key (letters, digits, '_'), unique among relations."""
+    name = re.sub(r"[^0-9A-Za-z_]+", "_", str(raw)).strip("_") or "relation"
+    if name[0].isdigit():
+        name = f"rel_{name}"
+    if name in RESERVED_RELATIONS or name.startswith(("has_", "rev_")):
+        name = f"kg_{name}"
+    base, suffix = name, 2
+    while name in taken and taken[name] != raw:
+        name, suffix = f"{base}_{suffix}", suffix + 1
+    return name

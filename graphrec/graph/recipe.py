@@ -1,0 +1,190 @@
+"""Graph recipes: which files and columns become which node and edge types.
+
+A recipe is a YAML file under ``graphs/`` (see ``graphs/template.yaml`` for a
+commented example). Paths in it are relative to a data root given at build
+time, so one recipe serves every copy of a dataset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from graphrec.data.readers import TableSource
+from graphrec.errors import ConfigError
+from graphrec.schema import from_mapping, load_yaml
+
+UnknownIdPolicy = Literal["error", "drop"]
+Format = Literal["auto", "csv", "tsv", "parquet", "recbole"]
+
+
+@dataclass
+class Source:
+    """Read options shared by every table."""
+
+    path: str | list[str]
+    format: Format = "auto"
+    sep: str | None = None
+    header: bool = True
+    names: list[str] | None = None
+    encoding: str = "utf-8"
+
+    def paths(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path)
+
+
+@dataclass
+class NamesTable(Source):
+    """A table of display names: ``id`` column -> ``name`` column."""
+
+    id: str = "id"
+    name: str = "name"
+
+
+@dataclass
+class MultiColumn:
+    """An attribute column whose cells may hold several values split by ``sep``."""
+
+    column: str
+    sep: str | None = None
+
+
+@dataclass
+class InteractionsTable(Source):
+    user: str = "user"
+    item: str = "item"
+    rating: str | None = None
+    timestamp: str | None = None
+    min_rating: float | None = None
+    on_unknown_id: UnknownIdPolicy | None = None
+
+
+@dataclass
+class NodeTable(Source):
+    """The user or item table: defines the ids, their names, attributes and text."""
+
+    id: str = "id"
+    name: str | None = None
+    attributes: dict[str, str | MultiColumn] = field(default_factory=dict)
+    text: str | None = None
+
+
+@dataclass
+class AttributeTable(Source):
+    """A long table of (item, value) pairs for one attribute field, e.g. tags."""
+
+    item: str = "item"
+    value: str = "value"
+    field: str = "tag"
+    value_names: NamesTable | None = None
+    on_unknown_id: UnknownIdPolicy | None = None
+
+
+@dataclass
+class SocialTable(Source):
+    user: str = "user"
+    friend: str = "friend"
+    symmetric: bool = True
+    on_unknown_id: UnknownIdPolicy | None = None
+
+
+@dataclass
+class KGTable(Source):
+    head: str = "head"
+    relation: str = "relation"
+    tail: str = "tail"
+    entity_names: NamesTable | None = None
+    relation_names: NamesTable | None = None
+    on_unknown_id: UnknownIdPolicy | None = None
+
+
+@dataclass
+class LinkTable(Source):
+    item: str = "item"
+    entity: str = "entity"
+    on_unknown_id: UnknownIdPolicy | None = None
+
+
+@dataclass
+class Recipe:
+    """A whole graph recipe. Only ``name`` and ``interactions`` are required."""
+
+    name: str
+    interactions: InteractionsTable
+    description: str = ""
+    files: str = ""  # where to get the files, shown by `graphrec datasets`
+    users: NodeTable | None = None
+    items: NodeTable | None = None
+    item_attributes: list[AttributeTable] = field(default_factory=list)
+    social: SocialTable | None = None
+    kg: KGTable | None = None
+    item_entity: LinkTable | None = None
+    on_unknown_id: UnknownIdPolicy = "error"
+
+    def __post_init__(self) -> None:
+        reserved = {"user", "item", "entity"}
+        fields_seen: set[str] = set()
+        tables = [t for t in (self.users, self.items) if t is not None]
+        for field_name in [f for t in tables for f in t.attributes] + [t.field for t in self.item_attributes]:
+            if field_name in reserved:
+                raise ValueError(f"attribute field '{field_name}' clashes with the node type of the same name")
+            if not field_name.isidentifier():
+                raise ValueError(f"attribute field '{field_name}' must be a name of letters, digits and '_'")
+            fields_seen.add(field_name)
+        if self.item_entity is not None and self.kg is None:
+            raise ValueError("key 'item_entity' links items to KG entities, so the recipe needs a 'kg' table too")
+
+
+def load_recipe(path_or_name: str | Path, recipes_dir: str | Path | None = None) -> tuple[Recipe, Path]:
+    """Load a recipe by file path, or by name from the recipes folder (``graphs/<name>.yaml``)."""
+    path = find_recipe(path_or_name, recipes_dir)
+    return from_mapping(Recipe, load_yaml(path, "graph recipe"), str(path)), path
+
+
+def find_recipe(path_or_name: str | Path, recipes_dir: str | Path | None = None) -> Path:
+    candidate = Path(path_or_name)
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
+        return candidate
+    folder = Path(recipes_dir) if recipes_dir else default_recipes_dir()
+    path = folder / f"{path_or_name}.yaml"
+    if not path.is_file():
+        from graphrec.utils import suggest
+
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise ConfigError(f"no graph recipe '{path_or_name}'{suggest(str(path_or_name), known)}; known recipes: {known}")
+    return path
+
+
+def default_recipes_dir() -> Path:
+    """``graphs/`` of a source checkout, else the recipes installed with the package."""
+    checkout = Path(__file__).resolve().parents[2] / "graphs"
+    if checkout.is_dir():
+        return checkout
+    return Path(__file__).resolve().parents[1] / "recipes"
+
+
+def resolve_source(source: Source, data_root: Path, key: str) -> TableSource:
+    """Resolve a recipe table's paths against the data root; relative paths may not escape it."""
+    root = data_root.resolve()
+    resolved = []
+    for raw in source.paths():
+        path = Path(raw)
+        if path.is_absolute():
+            resolved.append(path)
+            continue
+        full = (root / path).resolve()
+        if not full.is_relative_to(root):
+            raise ConfigError(
+                f"recipe key '{key}.path': '{raw}' points outside the data root {root}; "
+                "use an absolute path if that is really meant"
+            )
+        resolved.append(full)
+    return TableSource(
+        path=tuple(resolved),
+        format=source.format,
+        sep=source.sep,
+        header=source.header,
+        names=tuple(source.names) if source.names else None,
+        encoding=source.encoding,
+    )

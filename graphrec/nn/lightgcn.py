@@ -1,0 +1,271 @@
+r"""LightGCN: linear propagation over the normalised user-item graph.
+
+From `"LightGCN: Simplifying and Powering Graph Convolution Network for
+Recommendation" <https://arxiv.org/abs/2002.02126>`_ (He et al., SIGIR 2020).
+
+Propagation is a sparse CSR matrix product. ``torch.sparse.mm`` on a CSR matrix
+has a backward in this torch, but it goes through a transpose;
+:math:`\hat{\mathbf{A}}` is symmetric, so the backward of
+:math:`\hat{\mathbf{A}}\mathbf{X}` is :math:`\hat{\mathbf{A}}\mathbf{G}` and a
+small autograd Function does it with the same kernel. Measured on CPU
+(2 threads, 80k nodes, 1.5M nnz, D=64, 3 layers, forward + backward):
+CSR with a symmetric backward 167 ms, plain CSR ``torch.sparse.mm`` 380 ms,
+COO ``torch.sparse.mm`` 548 ms, COO with a symmetric backward 510 ms.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from graphrec.nn.embedding import NodeEmbedding
+
+
+def check_interaction_index(edge_index: Tensor, num_users: int, num_items: int, name: str = "edge_index") -> None:
+    """Raises ``ValueError`` unless ``edge_index`` is a ``[2, E]`` LongTensor of in-range user/item ids."""
+    if num_users <= 0 or num_items <= 0:
+        raise ValueError(f"num_users = {num_users}, num_items = {num_items}; expected both to be positive")
+    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
+        shape = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else type(edge_index).__name__
+        raise ValueError(f"{name} has shape {shape}; expected [2, E] (row 0 users, row 1 items)")
+    if edge_index.dtype != torch.long:
+        raise ValueError(f"{name} has dtype {edge_index.dtype}; expected torch.long")
+    if edge_index.numel() == 0:
+        return
+    for row, label, bound in ((0, "user", num_users), (1, "item", num_items)):
+        low, high = int(edge_index[row].min()), int(edge_index[row].max())
+        if low < 0 or high >= bound:
+            raise ValueError(
+                f"{name}[{row}] holds {label} ids in [{low}, {high}]; expected ids in [0, {bound - 1}]"
+            )
+
+
+def normalized_bipartite_adjacency(
+    edge_index: Tensor,
+    num_users: int,
+    num_items: int,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    r"""Builds :math:`\hat{\mathbf{A}} = \mathbf{D}^{-1/2}\mathbf{A}\mathbf{D}^{-1/2}` as sparse CSR.
+
+    .. math::
+        \mathbf{A} = \begin{pmatrix} \mathbf{0} & \mathbf{R} \\
+        \mathbf{R}^\top & \mathbf{0} \end{pmatrix},
+        \qquad \hat{\mathbf{A}}_{vw} = \frac{1}{\sqrt{|\mathcal{N}_v|}\sqrt{|\mathcal{N}_w|}},
+
+    where :math:`\mathbf{R} \in \{0,1\}^{U \times I}` is the interaction matrix.
+    Users are nodes ``0..U-1`` and items ``U..U+I-1``. Repeated interactions count
+    once; nodes without edges get empty rows (no NaN).
+
+    Args:
+        edge_index (Tensor): ``[2, E]`` user ids (row 0) and item ids (row 1).
+        num_users (int): :math:`U`.
+        num_items (int): :math:`I`.
+        dtype (torch.dtype, optional): Value dtype. (default: ``torch.float32``)
+
+    Returns:
+        A ``(U+I) x (U+I)`` ``torch.sparse_csr`` tensor on ``edge_index.device``.
+    """
+    check_interaction_index(edge_index, num_users, num_items)
+    num_nodes = num_users + num_items
+    keys = torch.unique(edge_index[0] * num_items + edge_index[1])  # sorted, duplicates dropped
+    users, items = keys // num_items, keys % num_items + num_users
+    row = torch.cat([users, items])  # [2E']
+    col = torch.cat([items, users])
+    order = torch.argsort(row * num_nodes + col)  # CSR wants rows sorted, columns sorted within a row
+    row, col = row[order], col[order]
+
+    degree = torch.bincount(row, minlength=num_nodes).to(dtype)  # [N]
+    inv_sqrt = degree.pow(-0.5).masked_fill(degree == 0, 0.0)
+    values = inv_sqrt[row] * inv_sqrt[col]
+    crow = torch.zeros(num_nodes + 1, dtype=torch.long, device=row.device)
+    crow[1:] = torch.cumsum(torch.bincount(row, minlength=num_nodes), dim=0)
+    with warnings.catch_warnings():  # "CSR support is in beta" is noise here
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, col, values, size=(num_nodes, num_nodes), check_invariants=False)
+
+
+class _SymmetricSparseMM(torch.autograd.Function):
+    """``A @ X`` for a constant symmetric sparse ``A``; the backward is ``A @ grad``."""
+
+    @staticmethod
+    def forward(ctx, adjacency: Tensor, x: Tensor) -> Tensor:
+        ctx.adjacency = adjacency
+        return torch.sparse.mm(adjacency, x)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> tuple[None, Tensor | None]:
+        if not ctx.needs_input_grad[1]:
+            return None, None
+        return None, torch.sparse.mm(ctx.adjacency, grad_out.contiguous())
+
+
+def symmetric_sparse_mm(adjacency: Tensor, x: Tensor) -> Tensor:
+    """Computes ``adjacency @ x`` for a symmetric sparse ``adjacency`` ``[N, N]`` and dense ``x`` ``[N, D]``."""
+    if adjacency.requires_grad or not (torch.is_grad_enabled() and x.requires_grad):
+        return torch.sparse.mm(adjacency, x)
+    return _SymmetricSparseMM.apply(adjacency, x)
+
+
+def layer_weights(alpha: float | Sequence[float] | Tensor | None, num_layers: int) -> Tensor:
+    r"""The weights :math:`\alpha_0..\alpha_L`; ``None`` gives the mean :math:`1/(L+1)`."""
+    if num_layers < 0:
+        raise ValueError(f"num_layers = {num_layers}; expected a non-negative int")
+    if alpha is None:
+        return torch.full((num_layers + 1,), 1.0 / (num_layers + 1))
+    if isinstance(alpha, (int, float)):
+        return torch.full((num_layers + 1,), float(alpha))
+    weights = torch.as_tensor(alpha, dtype=torch.float32).flatten()
+    if weights.numel() != num_layers + 1:
+        raise ValueError(f"alpha has {weights.numel()} entries; expected num_layers + 1 = {num_layers + 1}")
+    return weights
+
+
+def lightgcn_propagate(adjacency: Tensor, x: Tensor, weights: Tensor) -> Tensor:
+    r"""Returns :math:`\sum_{k=0}^{L} \alpha_k \hat{\mathbf{A}}^k \mathbf{x}` with ``L = len(weights) - 1``."""
+    if adjacency.dtype != x.dtype:
+        adjacency = adjacency.to(x.dtype)
+    out = x * weights[0]  # [N, D]
+    for k in range(1, weights.numel()):
+        x = symmetric_sparse_mm(adjacency, x)  # E^{k} = A_hat E^{k-1}
+        out = out + x * weights[k]
+    return out
+
+
+class LightGCN(torch.nn.Module):
+    r"""LightGCN recommender (`He et al., SIGIR 2020 <https://arxiv.org/abs/2002.02126>`_).
+
+    ID embeddings :math:`\mathbf{E}^{(0)}` of users and items are propagated
+    linearly, with no weights or non-linearities, over the normalised graph of
+    :func:`normalized_bipartite_adjacency`:
+
+    .. math::
+        \mathbf{E}^{(k+1)} = \hat{\mathbf{A}}\,\mathbf{E}^{(k)}, \qquad
+        \mathbf{E} = \sum_{k=0}^{L} \alpha_k \mathbf{E}^{(k)},
+
+    with :math:`\alpha_k = 1/(L+1)` by default; the score is
+    :math:`\hat{y}_{ui} = \mathbf{e}_u^\top \mathbf{e}_i`.
+
+    Args:
+        num_users (int): Number of users :math:`U`.
+        num_items (int): Number of items :math:`I`.
+        embedding_dim (int, optional): Embedding size :math:`D`. (default: ``64``)
+        num_layers (int, optional): Propagation depth :math:`L`. (default: ``3``)
+        alpha (float or sequence of float, optional): One weight for every layer,
+            or :math:`L+1` weights. ``None`` takes the layer mean. (default: ``None``)
+        init_std (float, optional): Std of the normal initialisation. (default: ``0.1``)
+    """
+
+    trainable = True
+
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        embedding_dim: int = 64,
+        num_layers: int = 3,
+        alpha: float | Sequence[float] | Tensor | None = None,
+        init_std: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.num_users = num_users
+        self.num_items = num_items
+        self.embedding_dim = embedding_dim
+        self.num_layers = num_layers
+        self.embedding = NodeEmbedding({"user": num_users, "item": num_items}, embedding_dim, init_std)
+        self.register_buffer("layer_weights", layer_weights(alpha, num_layers), persistent=False)
+        self.register_buffer("adjacency", None, persistent=False)  # set by set_graph
+
+    def reset_parameters(self) -> None:
+        """Redraws the ID embeddings."""
+        self.embedding.reset_parameters()
+
+    def set_graph(self, edge_index: Tensor) -> None:
+        """Builds and stores :math:`\\hat{\\mathbf{A}}` from the ``[2, E]`` training interactions."""
+        device = self.embedding("user").device
+        self.adjacency = normalized_bipartite_adjacency(edge_index.to(device), self.num_users, self.num_items)
+
+    def ego_embeddings(self) -> tuple[Tensor, Tensor]:
+        """Layer-0 embeddings ``(user [U, D], item [I, D])``."""
+        return self.embedding("user"), self.embedding("item")
+
+    def forward(self) -> tuple[Tensor, Tensor]:
+        """Final embeddings ``(user [U, D], item [I, D])`` on the graph given to :meth:`set_graph`."""
+        if self.adjacency is None:
+            raise RuntimeError("LightGCN.forward() needs a graph: call set_graph(edge_index) first")
+        x = torch.cat(self.ego_embeddings(), dim=0)  # [U+I, D]
+        out = lightgcn_propagate(self.adjacency, x, self.layer_weights)
+        return out[: self.num_users], out[self.num_users :]
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(num_users={self.num_users}, num_items={self.num_items}, "
+            f"embedding_dim={self.embedding_dim}, num_layers={self.num_layers})"
+        )
+
+
+class LightGCNEncoder(torch.nn.Module):
+    r"""LightGCN propagation as a heterogeneous encoder layer.
+
+    Takes ``x_dict`` with ``"user"`` and ``"item"`` features of the same width and
+    propagates them as :class:`LightGCN` does, over the first
+    ``("user", relation, "item")`` edge type of ``edge_index_dict``. Other node
+    types pass through unchanged. The normalised adjacency is cached per
+    ``edge_index`` tensor (identity and in-place version), so repeated calls on
+    one graph do not rebuild it.
+
+    Args:
+        num_layers (int, optional): Propagation depth :math:`L`. (default: ``3``)
+        alpha (float or sequence of float, optional): Layer weights, as in
+            :class:`LightGCN`. (default: ``None``, the layer mean)
+    """
+
+    def __init__(self, num_layers: int = 3, alpha: float | Sequence[float] | Tensor | None = None) -> None:
+        super().__init__()
+        self.num_layers = num_layers
+        self.register_buffer("layer_weights", layer_weights(alpha, num_layers), persistent=False)
+        self._cache_key: tuple | None = None
+        self._cached_adjacency: Tensor | None = None
+
+    def reset_parameters(self) -> None:
+        """LightGCN propagation has no parameters; drops the cached adjacency."""
+        self._cache_key = None
+        self._cached_adjacency = None
+
+    def get_adjacency(self, edge_index: Tensor, num_users: int, num_items: int, x: Tensor) -> Tensor:
+        """The normalised adjacency of ``edge_index`` on ``x``'s device and dtype, built once per graph."""
+        # The tensor itself is held in the key, so its id cannot be reused by another tensor.
+        key = (edge_index, edge_index._version, num_users, num_items, x.device, x.dtype)
+        cached = self._cache_key
+        if cached is None or cached[0] is not edge_index or cached[1:] != key[1:]:
+            adjacency = normalized_bipartite_adjacency(edge_index.to(x.device), num_users, num_items, x.dtype)
+            self._cache_key, self._cached_adjacency = key, adjacency
+        return self._cached_adjacency
+
+    def forward(self, x_dict: dict[str, Tensor], edge_index_dict: dict[tuple[str, str, str], Tensor]) -> dict[str, Tensor]:
+        """Returns ``h_dict`` with propagated ``"user"`` ``[U, D]`` and ``"item"`` ``[I, D]`` features."""
+        edge_type = next((et for et in edge_index_dict if et[0] == "user" and et[2] == "item"), None)
+        if edge_type is None:
+            raise ValueError(
+                f"LightGCNEncoder needs a ('user', relation, 'item') edge type; got {list(edge_index_dict)}"
+            )
+        for node_type in ("user", "item"):
+            if node_type not in x_dict:
+                raise ValueError(f"x_dict has no {node_type!r} features; got node types {list(x_dict)}")
+        x_user, x_item = x_dict["user"], x_dict["item"]
+        if x_user.size(-1) != x_item.size(-1):
+            raise ValueError(
+                f"x_dict['user'] has width {x_user.size(-1)} and x_dict['item'] {x_item.size(-1)}; expected equal widths"
+            )
+        num_users, num_items = x_user.size(0), x_item.size(0)
+        adjacency = self.get_adjacency(edge_index_dict[edge_type], num_users, num_items, x_user)
+        out = lightgcn_propagate(adjacency, torch.cat([x_user, x_item], dim=0), self.layer_weights)
+        h_dict = dict(x_dict)
+        h_dict["user"], h_dict["item"] = out[:num_users], out[num_users:]
+        return h_dict
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(num_layers={self.num_layers})"

@@ -1,0 +1,290 @@
+"""``run(config)``: graph -> split -> model -> train -> evaluate, with everything written to a run folder.
+
+A run folder holds what is needed to evaluate again or recommend later:
+
+    config.yaml        the resolved config
+    environment.json   package versions, git commit, device, checksums of the data files
+    split.safetensors  the train / valid / test rows of the interaction table
+    best.safetensors   the best weights (by the validation metric)
+    checkpoint/        the last epoch, for --resume
+    history.json       loss and validation metrics per epoch
+    metrics.json       validation and test metrics, timings
+    curve.png          the training curve
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from graphrec.config import RunConfig, dump_config, load_config
+from graphrec.data.splits import Split, split_interactions
+from graphrec.errors import ConfigError
+from graphrec.eval import full_ranking, sampled_ranking, topk_items
+from graphrec.graph import GraphBundle, load_graph
+from graphrec.graph.recipe import find_recipe
+from graphrec.nn import MF, LightGCN, Popularity
+from graphrec.schema import from_mapping
+from graphrec.train import Trainer, load_weights, plot_history
+from graphrec.utils import atomic_save_tensors, atomic_write_json, atomic_write_text, load_tensors, resolve_device, \
+    seed_everything
+
+logger = logging.getLogger("graphrec")
+
+
+@dataclass
+class Result:
+    """What :func:`run` returns."""
+
+    run_dir: Path
+    test_metrics: dict[str, float]
+    valid_metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds_per_epoch: float = float("nan")
+    eval_seconds: float = float("nan")
+
+
+@dataclass
+class Prepared:
+    """The data side of a run: the graph, the split and its edge indices."""
+
+    bundle: GraphBundle
+    split: Split
+    train: torch.Tensor  # [2, E_train]
+    valid: torch.Tensor  # [2, E_valid]
+    test: torch.Tensor  # [2, E_test]
+
+
+def prepare(config: RunConfig, split_rows: dict[str, np.ndarray] | None = None) -> Prepared:
+    """Load (or build) the graph and split its interactions as the config says."""
+    bundle = load_graph(find_recipe(config.graph.recipe), config.graph.data_root, config.graph.cache_dir,
+                        rebuild=config.graph.rebuild)
+    inter = bundle.interactions
+    if split_rows is None:
+        split = split_interactions(config.split.method, inter.user, inter.item, inter.timestamp,
+                                   tuple(config.split.ratios), config.seed)
+    else:
+        split = Split(train=split_rows["train"], valid=split_rows["valid"], test=split_rows["test"],
+                      method=config.split.method)
+    return Prepared(bundle, split, inter.edge_index(split.train), inter.edge_index(split.valid),
+                    inter.edge_index(split.test))
+
+
+def build_model(config: RunConfig, num_users: int, num_items: int) -> torch.nn.Module:
+    """The recommendation model the config names."""
+    name, dim = config.model.name, config.model.embedding_dim
+    if name == "lightgcn":
+        return LightGCN(num_users, num_items, embedding_dim=dim, num_layers=config.model.num_layers)
+    if name == "mf":
+        return MF(num_users, num_items, embedding_dim=dim)
+    if name == "popularity":
+        return Popularity(num_users, num_items)
+    raise ConfigError(f"key 'model.name': unknown model '{name}'")
+
+
+def evaluate_model(model: torch.nn.Module, config: RunConfig, num_users: int, num_items: int,
+                   eval_edges: torch.Tensor, exclude: list[torch.Tensor]) -> dict[str, float]:
+    """Propagate once, then rank with the protocol the config names."""
+    model.eval()
+    with torch.no_grad():
+        user_emb, item_emb = model()
+    model.train()
+
+    def score_fn(users: torch.Tensor) -> torch.Tensor:
+        return user_emb[users.to(user_emb.device)] @ item_emb.T  # [B, I]
+
+    common = dict(score_fn=score_fn, num_users=num_users, num_items=num_items, eval_edge_index=eval_edges,
+                  exclude_edge_indices=exclude, ks=config.eval.ks, names=config.eval.metrics,
+                  chunk_size=config.eval.chunk_size)
+    if config.eval.protocol == "sampled":
+        return sampled_ranking(**common, num_negatives=config.eval.num_negatives, seed=config.seed)
+    return full_ranking(**common, device=user_emb.device)
+
+
+def run(config: RunConfig | dict | str | Path, *, resume: bool = False, overwrite: bool = False,
+        run_dir: str | Path | None = None) -> Result:
+    """Train and evaluate one model as ``config`` says; write a run folder.
+
+    Args:
+        config: a :class:`RunConfig`, a mapping of its keys, or a YAML file.
+        resume: continue the run in ``run_dir`` (or ``output.dir/output.name``) from its last checkpoint.
+        overwrite: reuse an existing run folder of the same name, replacing its contents.
+        run_dir: the run folder; default ``output.dir/output.name`` (a new timestamped name when unset).
+    """
+    config = _as_config(config)
+    seed_everything(config.seed)
+    folder = _run_folder(config, run_dir, resume, overwrite)
+    data = prepare(config)
+    bundle = data.bundle
+    model = build_model(config, bundle.num_users, bundle.num_items)
+    _write_run_files(folder, config, data)
+
+    def validate(current: torch.nn.Module) -> dict[str, float]:
+        return evaluate_model(current, config, bundle.num_users, bundle.num_items, data.valid, [data.train])
+
+    trainer = Trainer(
+        model, data.train, epochs=config.train.epochs, batch_size=config.train.batch_size, lr=config.train.lr,
+        weight_decay=config.train.weight_decay, loss=config.train.loss, num_negatives=config.train.num_negatives,
+        device=config.train.device, seed=config.seed, eval_fn=validate if len(data.split.valid) else None,
+        monitor=config.train.monitor, eval_every=config.train.eval_every, patience=config.train.patience,
+        run_dir=folder, resume=resume, progress=config.train.progress,
+    )
+    trained = trainer.fit()
+    started = time.perf_counter()
+    test_metrics = evaluate_model(model, config, bundle.num_users, bundle.num_items, data.test,
+                                  [data.train, data.valid])
+    eval_seconds = time.perf_counter() - started
+    epoch_seconds = [row["seconds"] for row in trained.history if "seconds" in row and row.get("loss") is not None]
+    result = Result(
+        run_dir=folder,
+        test_metrics=test_metrics,
+        valid_metrics=trained.best_metrics,
+        history=trained.history,
+        seconds_per_epoch=float(np.mean(epoch_seconds)) if epoch_seconds else float("nan"),
+        eval_seconds=eval_seconds,
+    )
+    atomic_write_json(folder / "metrics.json", {
+        "test": test_metrics,
+        "valid": trained.best_metrics,
+        "best_epoch": trained.best_epoch,
+        "epochs_run": trained.epochs_run,
+        "stopped_early": trained.stopped_early,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "test_eval_seconds": eval_seconds,
+    })
+    if trained.history and getattr(model, "trainable", True):
+        plot_history(trained.history, folder / "curve.png", config.train.monitor)
+    return result
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[RunConfig, Prepared, torch.nn.Module]:
+    """Rebuild a finished run's config, data split and best model from its folder."""
+    folder = Path(run_dir)
+    if not (folder / "config.yaml").is_file():
+        raise ConfigError(f"{folder}: not a run folder (no config.yaml); pass the folder a `graphrec run` made")
+    config = load_config(folder / "config.yaml")
+    rows = {name: tensor.numpy() for name, tensor in load_tensors(folder / "split.safetensors").items()}
+    data = prepare(config, split_rows=rows)
+    model = build_model(config, data.bundle.num_users, data.bundle.num_items)
+    if getattr(model, "trainable", True):
+        load_weights(folder / "best.safetensors", model)
+    model.to(resolve_device(device))
+    model.set_graph(data.train.to(resolve_device(device)))
+    return config, data, model
+
+
+def recommend(run_dir: str | Path, user_ids: list[str], k: int = 10) -> list[dict[str, Any]]:
+    """Top-``k`` unseen items for users given by their raw ids, with item names."""
+    config, data, model = load_run(run_dir)
+    idmap = data.bundle.idmap
+    users = torch.tensor([idmap.index_of("user", raw) for raw in user_ids], dtype=torch.long)
+    model.eval()
+    with torch.no_grad():
+        user_emb, item_emb = model()
+    scores, items = topk_items(lambda u: user_emb[u] @ item_emb.T, users, k, [data.train],
+                               data.bundle.num_users, data.bundle.num_items)
+    return [
+        {
+            "user": raw,
+            "items": [
+                {"rank": rank + 1, "item": idmap.raw("item", int(item)), "name": idmap.name("item", int(item)),
+                 "score": float(score)}
+                for rank, (item, score) in enumerate(zip(items[row].tolist(), scores[row].tolist()))
+                if score > float("-inf")
+            ],
+        }
+        for row, raw in enumerate(user_ids)
+    ]
+
+
+# ---------------------------------------------------------------------- helpers
+def _as_config(config: RunConfig | dict | str | Path) -> RunConfig:
+    if isinstance(config, RunConfig):
+        return config
+    if isinstance(config, dict):
+        return from_mapping(RunConfig, config, "config")
+    return load_config(config)
+
+
+def _run_folder(config: RunConfig, run_dir: str | Path | None, resume: bool, overwrite: bool) -> Path:
+    if run_dir is None:
+        name = config.output.name or (
+            f"{Path(config.graph.recipe).stem}-{config.model.name}-{datetime.now():%Y%m%d-%H%M%S}")
+        run_dir = Path(config.output.dir) / name
+    folder = Path(run_dir)
+    if resume:
+        if not (folder / "checkpoint").is_dir():
+            raise ConfigError(f"{folder}: nothing to resume (no checkpoint/ folder)")
+        return folder
+    if folder.exists() and any(folder.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"{folder}: run folder exists; pass --overwrite to replace it or --resume to continue it")
+        import shutil
+
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _write_run_files(folder: Path, config: RunConfig, data: Prepared) -> None:
+    split = data.split
+    atomic_write_text(folder / "config.yaml", dump_config(config))
+    atomic_save_tensors(folder / "split.safetensors", {
+        "train": torch.from_numpy(np.asarray(split.train, dtype=np.int64)),
+        "valid": torch.from_numpy(np.asarray(split.valid, dtype=np.int64)),
+        "test": torch.from_numpy(np.asarray(split.test, dtype=np.int64)),
+    })
+    atomic_write_json(folder / "environment.json", environment(config))
+
+
+def environment(config: RunConfig) -> dict[str, Any]:
+    """Versions, git commit, device and data checksums: what is needed to reproduce a run."""
+    import importlib.metadata as metadata
+
+    versions = {}
+    for package in ("graphrec", "torch", "torch-geometric", "numpy", "pandas", "scipy", "dgl"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+        "git_commit": commit,
+        "device": str(resolve_device(config.train.device)),
+        "threads": torch.get_num_threads(),
+        "data_files": _data_checksums(config),
+    }
+
+
+def _data_checksums(config: RunConfig) -> dict[str, str]:
+    from graphrec.graph.cache import recipe_sources
+    from graphrec.graph.recipe import load_recipe, resolve_source
+
+    recipe, _ = load_recipe(config.graph.recipe)
+    sums = {}
+    for key, source in recipe_sources(recipe):
+        for path in resolve_source(source, Path(config.graph.data_root), key).path:
+            if path.is_file():
+                digest = hashlib.sha256()
+                with path.open("rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+                sums[str(path)] = digest.hexdigest()
+    return sums
