@@ -15,8 +15,8 @@ $(BIN)/graphrec: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(PINNED)
 	$(BIN)/pip install --quiet --no-deps -e .
-	@$(BIN)/python -c "import torch, sys; v = torch.__version__; print('torch', v); sys.exit(0 if v.startswith('2.13.0') and '+cpu' in v or v == '2.13.0' else 1)" \
-		|| (echo "pip installed an unexpected torch build; see 'pip list'"; exit 1)
+	@$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__; print('torch', torch.__version__)"
+	@! $(BIN)/pip list 2>/dev/null | grep -qi '^nvidia-' || (echo "pip pulled CUDA packages; see 'pip list'"; exit 1)
 	@touch $@
 
 install: $(BIN)/graphrec
@@ -24,8 +24,9 @@ install: $(BIN)/graphrec
 demo: install
 	$(BIN)/graphrec demo
 
+# pytest exits 5 when it collects no tests: that is a failure too.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q; rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests"; [ $$rc -eq 0 ]
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -160,14 +160,14 @@ class _Builder:
             names = self.read(table.value_names, f"{key}.value_names", [table.value_names.id, table.value_names.name])
             value_ids = self.idmap.add(table.field, names[table.value_names.id].to_numpy())
             self.idmap.set_names(table.field, value_ids, names[table.value_names.name].tolist())
-        frame = self.read(table, key, [table.item, table.value])
-        items, keep = self.known("item", frame, table.item, self.policy(table), key, "the items")
+        frame = self.read(table, key, [table.id, table.value])
+        owners, keep = self.known(table.node, frame, table.id, self.policy(table), key, f"the {table.node}s")
         if table.value_names is not None:
             values, mask = self.known(table.field, frame, table.value, self.policy(table), key, "value_names")
             keep &= mask
         else:
             values = self.idmap.add(table.field, frame[table.value].to_numpy())
-        self.add_edges(("item", f"has_{table.field}", table.field), items[keep], values[keep])
+        self.add_edges((table.node, f"has_{table.field}", table.field), owners[keep], values[keep])
 
     def social(self) -> None:
         table = self.recipe.social

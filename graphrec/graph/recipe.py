@@ -72,9 +72,13 @@ class NodeTable(Source):
 
 @dataclass
 class AttributeTable(Source):
-    """A long table of (item, value) pairs for one attribute field, e.g. tags."""
+    """A long table of (owner, value) pairs for one attribute field, e.g. item tags.
 
-    item: str = "item"
+    ``node`` is the owner's node type (``item`` or ``user``) and ``id`` the column of owner ids.
+    """
+
+    node: Literal["item", "user"] = "item"
+    id: str = "item"
     value: str = "value"
     field: str = "tag"
     value_names: NamesTable | None = None

@@ -219,7 +219,9 @@ class Trainer:
             save_weights(self.run_dir / "best.safetensors", self.model)
 
     def _config(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in _RESUME_KEYS[:-1]} | {"num_edges": self.edges_cpu.size(1)}
+        config = {key: getattr(self, key) for key in _RESUME_KEYS if key != "num_edges"}
+        config["num_edges"] = self.edges_cpu.size(1)
+        return config
 
     def _save(self, optimizer, generator, sampler, result: TrainResult, step: int, bad_evals: int,
               best_value: float) -> None:

@@ -73,10 +73,10 @@ def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 @pytest.mark.parametrize("loss", ["bpr", "bce"])
 def test_loss_falls_on_a_learnable_graph(graph, loss):
     train, valid = graph
-    result = Trainer(make_mf(), train, epochs=30, batch_size=32, lr=0.05, weight_decay=1e-4, loss=loss,
+    result = Trainer(make_mf(), train, epochs=15, batch_size=50, lr=0.05, weight_decay=1e-4, loss=loss,
                      num_negatives=2, device="cpu", progress=False).fit()
     losses = [row["loss"] for row in result.history]
-    assert result.epochs_run == 30 and len(losses) == 30
+    assert result.epochs_run == 15 and len(losses) == 15
     assert losses[-1] < 0.7 * losses[0]
     assert result.best_epoch is None and not result.stopped_early  # no eval_fn
 
@@ -89,11 +89,11 @@ def test_lightgcn_learns_the_clusters(graph):
     model.set_graph(train)
     with torch.no_grad():
         before = eval_fn(model)["recall@5"]
-    result = Trainer(model, train, epochs=40, batch_size=32, lr=0.05, device="cpu", eval_fn=eval_fn,
+    result = Trainer(model, train, epochs=10, batch_size=75, lr=0.1, device="cpu", eval_fn=eval_fn,
                      monitor="recall@5", eval_every=5, patience=None, progress=False).fit()
     # Five in-cluster candidates remain per user after masking; chance is 5/15 = 0.33.
     assert result.best_metrics["recall@5"] >= 0.8 > before
-    assert [row["epoch"] for row in result.history if "recall@5" in row] == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert [row["epoch"] for row in result.history if "recall@5" in row] == [5, 10]
 
 
 def test_early_stopping_stops_and_restores_the_best_weights(graph, tmp_path):
@@ -219,7 +219,7 @@ def test_cuda_with_bf16_autocast_learns(graph, model_name):
     train, valid = graph
     torch.manual_seed(0)
     model = make_mf() if model_name == "mf" else LightGCN(NUM_USERS, NUM_ITEMS, embedding_dim=8, num_layers=2)
-    result = Trainer(model, train, epochs=30, batch_size=32, lr=0.05, device="cuda", amp=True,
+    result = Trainer(model, train, epochs=15, batch_size=50, lr=0.05, device="cuda", amp=True,
                      eval_fn=recall_eval(train, valid), monitor="recall@5", progress=False).fit()
     assert next(model.parameters()).device.type == "cuda"
     assert next(model.parameters()).dtype == torch.float32

@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+import torch
+
+from graphrec.data.splits import split_interactions
+from graphrec.errors import DataError
+from graphrec.graph import INTERACTS, REV_INTERACTS, GraphBundle, build, load_graph, load_recipe
+from tests.conftest import write_tiny
+
+
+def edges(bundle, edge_type):
+    """The edges of a type as a set of (raw source id, raw target id)."""
+    src_type, _, dst_type = edge_type
+    pairs = bundle.graph[edge_type].edge_index.t().tolist()
+    return {(bundle.idmap.raw(src_type, s), bundle.idmap.raw(dst_type, d)) for s, d in pairs}
+
+
+def test_tiny_graph_has_every_node_and_edge_type(tiny):
+    recipe, _ = load_recipe(tiny)
+    bundle = build(recipe, tiny.parent)
+    counts = {t: bundle.idmap.num_nodes(t) for t in bundle.graph.node_types}
+    # Item-linked KG entities (e_heat, e_scarface, e_toy) are merged into their items.
+    assert counts == {"user": 4, "occupation": 3, "item": 5, "genre": 5, "tag": 3, "entity": 4}
+    assert len(bundle.interactions) == 10
+    assert edges(bundle, ("item", "has_genre", "genre")) == {
+        ("i1", "Action"), ("i1", "Crime"), ("i2", "Crime"), ("i2", "Drama"),
+        ("i3", "Animation"), ("i4", "Animation"), ("i4", "Drama"), ("i5", "Horror")}
+    assert edges(bundle, ("item", "has_tag", "tag")) == {("i1", "heist"), ("i2", "gangster"), ("i1", "gangster"),
+                                                          ("i3", "pixar")}
+    assert edges(bundle, ("user", "follows", "user")) == {("u1", "u3"), ("u3", "u1"), ("u2", "u4"), ("u4", "u2")}
+    assert edges(bundle, ("item", "film_starring", "entity")) == {("i1", "e_pacino"), ("i2", "e_pacino")}
+    assert edges(bundle, ("item", "film_directed_by", "entity")) == {("i1", "e_mann"), ("i3", "e_lasseter")}
+    assert edges(bundle, ("entity", "person_born_in", "entity")) == {("e_pacino", "e_nyc")}
+    assert bundle.idmap.relation_names["film_starring"] == "film.starring"
+
+
+def test_reverse_edges_mirror_forward_edges(tiny):
+    bundle = build(load_recipe(tiny)[0], tiny.parent)
+    for src, rel, dst in bundle.graph.edge_types:
+        if rel.startswith("rev_"):
+            forward = bundle.graph[dst, rel[4:], src].edge_index
+            assert torch.equal(bundle.graph[src, rel, dst].edge_index.flip(0).unique(dim=1), forward.unique(dim=1))
+    assert ("user", "rev_follows", "user") not in bundle.graph.edge_types  # symmetric social has no reverse type
+
+
+def test_names_and_texts(tiny):
+    bundle = build(load_recipe(tiny)[0], tiny.parent)
+    item = bundle.idmap.index_of("item", "i2")
+    assert bundle.idmap.name("item", item) == "Scarface"
+    assert bundle.texts["item"][item] == "Scarface"
+    pacino = bundle.idmap.index_of("entity", "e_pacino")
+    assert bundle.idmap.name("entity", pacino) == "Al Pacino"
+    assert bundle.idmap.name("user", 0) == "u1"  # no name column: the raw id
+
+
+def test_duplicate_interactions_keep_the_latest(tmp_path):
+    recipe = write_tiny(tmp_path, **{"interactions.csv": """\
+        user,item,rating,timestamp
+        u1,i1,1,200
+        u1,i1,5,100
+        u2,i2,3,50
+        """})
+    bundle = build(load_recipe(recipe)[0], tmp_path)
+    assert len(bundle.interactions) == 2
+    row = int(np.flatnonzero(bundle.interactions.user == bundle.idmap.index_of("user", "u1"))[0])
+    assert bundle.interactions.rating[row] == 1.0  # timestamp 200 is the later one
+
+
+def test_unknown_id_is_an_error_by_default(tmp_path):
+    recipe = write_tiny(tmp_path, **{"social.csv": "user,friend\nu1,u3\nu1,u99\n"})
+    with pytest.raises(DataError, match=r"social.csv:3: column 'friend' has user id 'u99' that the users .*"
+                                        r"on_unknown_id: drop"):
+        build(load_recipe(recipe)[0], tmp_path)
+
+
+def test_unknown_id_drop_policy_counts_and_warns(tmp_path, caplog):
+    recipe = write_tiny(tmp_path, recipe_extra="on_unknown_id: drop\n",
+                        **{"social.csv": "user,friend\nu1,u3\nu1,u99\nu77,u2\n"})
+    bundle = build(load_recipe(recipe)[0], tmp_path)
+    assert bundle.dropped == {"social": 2}
+    assert edges(bundle, ("user", "follows", "user")) == {("u1", "u3"), ("u3", "u1")}
+    assert "dropped 1 rows" in caplog.text
+
+
+def test_interaction_with_unknown_item(tmp_path):
+    recipe = write_tiny(tmp_path, **{"interactions.csv": "user,item,rating,timestamp\nu1,i1,5,1\nu2,i42,3,2\n"})
+    with pytest.raises(DataError, match=r"interactions.csv:3: column 'item' has item id 'i42'"):
+        build(load_recipe(recipe)[0], tmp_path)
+
+
+def test_message_passing_graph_holds_training_interactions_only(tiny):
+    """No validation or test interaction may appear in any user-item edge type used for propagation."""
+    bundle = build(load_recipe(tiny)[0], tiny.parent)
+    inter = bundle.interactions
+    split = split_interactions("random", inter.user, inter.item, inter.timestamp, (0.6, 0.2, 0.2), seed=0)
+    assert len(split.valid) + len(split.test) > 0
+    graph = bundle.message_passing_graph(split.train)
+    held_out = {(int(inter.user[r]), int(inter.item[r])) for r in np.concatenate([split.valid, split.test])}
+    train = {(int(inter.user[r]), int(inter.item[r])) for r in split.train}
+    for src, rel, dst in graph.edge_types:
+        pairs = graph[src, rel, dst].edge_index.t().tolist()
+        if (src, dst) == ("user", "item"):
+            assert not held_out & {tuple(p) for p in pairs}, (src, rel, dst)
+        if (src, dst) == ("item", "user"):
+            assert not held_out & {(u, i) for i, u in pairs}, (src, rel, dst)
+    assert {tuple(p) for p in graph[INTERACTS].edge_index.t().tolist()} == train
+    assert {(u, i) for i, u in graph[REV_INTERACTS].edge_index.t().tolist()} == train
+    assert INTERACTS not in bundle.graph.edge_types  # the stored side graph never holds interactions
+
+
+def test_cache_round_trip_and_reuse(tiny, cache_dir):
+    first = load_graph(tiny, tiny.parent, cache_dir)
+    entries = list(cache_dir.iterdir())
+    assert len(entries) == 1 and (entries[0] / "meta.json").is_file()
+    second = load_graph(tiny, tiny.parent, cache_dir)
+    assert second.idmap.to_dict() == first.idmap.to_dict()
+    assert set(second.graph.edge_types) == set(first.graph.edge_types)
+    for edge_type in first.graph.edge_types:
+        assert torch.equal(second.graph[edge_type].edge_index, first.graph[edge_type].edge_index)
+    np.testing.assert_array_equal(second.interactions.item, first.interactions.item)
+    assert second.texts == first.texts
+
+
+def test_cache_is_rebuilt_when_a_file_changes(tiny, cache_dir):
+    load_graph(tiny, tiny.parent, cache_dir)
+    with open(tiny.parent / "interactions.csv", "a") as handle:
+        handle.write("u2,i5,3,200\n")
+    bundle = load_graph(tiny, tiny.parent, cache_dir)
+    assert len(bundle.interactions) == 11
+    assert len(list(cache_dir.iterdir())) == 2
+
+
+def test_corrupt_cache_entry_is_rebuilt(tiny, cache_dir):
+    load_graph(tiny, tiny.parent, cache_dir)
+    entry = next(cache_dir.iterdir())
+    (entry / "graph.safetensors").write_bytes(b"\x00\x01 not safetensors")
+    bundle = load_graph(tiny, tiny.parent, cache_dir)
+    assert len(bundle.interactions) == 10
+    assert GraphBundle.load(entry).num_items == 5  # the entry was rewritten
