@@ -5,7 +5,7 @@ uniform negative per positive from :class:`graphrec.train.negatives.NegativeSamp
 the same BPR loss with L2 on the layer-0 embeddings of the batch, Adam, and by
 default the same initial embeddings, so Recall@20 should agree and the time
 ratio measures propagation cost. Every mini-batch runs a full propagation, as
-both models train. Epochs alternate between the models; times are wall-clock
+both models train. The models alternate batch by batch; times are wall-clock
 seconds per epoch, sampling included, and the time ratio uses the medians.
 
 Usage:
@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -69,26 +70,40 @@ def recall_at_k(user_emb: Tensor, item_emb: Tensor, train: Tensor, test: Tensor,
     return total / eval_users.numel()
 
 
-def train_epoch(embed: EmbedFn, ego: EmbedFn, optimizer: torch.optim.Optimizer, sampler: NegativeSampler,
-                train: Tensor, batch_size: int, weight_decay: float, generator: torch.Generator) -> float:
-    """One epoch of BPR with a full propagation per mini-batch; returns the mean loss."""
-    order = torch.randperm(train.size(1), generator=generator)
-    losses = []
-    for start in range(0, train.size(1), batch_size):
-        users, positives = train[:, order[start : start + batch_size]]  # [B], [B]
-        negatives = sampler.sample(users).squeeze(1)  # [B]
-        user_emb, item_emb = embed()
+@dataclass
+class Run:
+    """One model under training: how to embed, what to regularise, its optimizer, sampler and timings."""
+
+    embed: EmbedFn
+    ego: EmbedFn
+    optimizer: torch.optim.Optimizer
+    sampler: NegativeSampler
+    seconds: list[float] = field(default_factory=list)  # per epoch
+    epoch_losses: list[float] = field(default_factory=list)  # mean BPR + L2 loss per epoch
+    batch_losses: list[float] = field(default_factory=list)  # of the running epoch
+
+    def end_epoch(self, seconds: float) -> None:
+        """Records an epoch's wall-clock seconds and mean loss."""
+        self.seconds.append(seconds)
+        self.epoch_losses.append(statistics.mean(self.batch_losses))
+        self.batch_losses.clear()
+
+    def step(self, users: Tensor, positives: Tensor, weight_decay: float) -> float:
+        """One BPR step with a full propagation; returns the wall-clock seconds it took, sampling included."""
+        start = time.perf_counter()
+        negatives = self.sampler.sample(users).squeeze(1)  # [B]
+        user_emb, item_emb = self.embed()
         pos = (user_emb[users] * item_emb[positives]).sum(-1)
         neg = (user_emb[users] * item_emb[negatives]).sum(-1)
-        user_ego, item_ego = ego()
+        user_ego, item_ego = self.ego()
         loss = bpr_loss(pos, neg) + weight_decay * l2_regularization(
             user_ego[users], item_ego[positives], item_ego[negatives]
         )
-        optimizer.zero_grad()
+        self.optimizer.zero_grad()
         loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return sum(losses) / len(losses)
+        self.optimizer.step()
+        self.batch_losses.append(loss.item())
+        return time.perf_counter() - start
 
 
 def main() -> None:
@@ -125,49 +140,52 @@ def main() -> None:
     def pyg_ego() -> tuple[Tensor, Tensor]:
         return pyg.embedding.weight[:num_users], pyg.embedding.weight[num_users:]
 
-    runs = {"graphrec": (ours, ours.forward, ours.ego_embeddings), "pyg": (pyg, pyg_embed, pyg_ego)}
-    state = {
-        name: {
-            "optimizer": torch.optim.Adam(model.parameters(), lr=args.lr),
-            "sampler": NegativeSampler(train, num_users, num_items, seed=args.seed),
-            "generator": torch.Generator().manual_seed(args.seed),
-            "seconds": [], "loss": float("nan"),
-        }
-        for name, (model, _, _) in runs.items()
+    models = {"graphrec": ours, "pyg": pyg}
+    runs = {
+        "graphrec": Run(ours.forward, ours.ego_embeddings, torch.optim.Adam(ours.parameters(), lr=args.lr),
+                        NegativeSampler(train, num_users, num_items, seed=args.seed)),
+        "pyg": Run(pyg_embed, pyg_ego, torch.optim.Adam(pyg.parameters(), lr=args.lr),
+                   NegativeSampler(train, num_users, num_items, seed=args.seed)),
     }
     print(f"MovieLens-100K: {num_users} users, {num_items} items, {train.size(1)} train / {test.size(1)} test; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; dim {args.embedding_dim}, "
           f"{args.num_layers} layers, batch {args.batch_size}, {args.epochs} epochs, pyg init: {args.pyg_init}")
+    generator = torch.Generator().manual_seed(args.seed)
     for epoch in range(1, args.epochs + 1):
-        for name, (model, embed, ego) in runs.items():
-            run = state[name]
-            model.train()
-            start = time.perf_counter()
-            run["loss"] = train_epoch(embed, ego, run["optimizer"], run["sampler"], train,
-                                      args.batch_size, args.weight_decay, run["generator"])
-            run["seconds"].append(time.perf_counter() - start)
-            print(f"  epoch {epoch} {name:<8} {run['seconds'][-1]:6.2f} s  loss {run['loss']:.4f}")
+        order = torch.randperm(train.size(1), generator=generator)
+        epoch_seconds = dict.fromkeys(runs, 0.0)
+        for start in range(0, train.size(1), args.batch_size):
+            users, positives = train[:, order[start : start + args.batch_size]]  # [B], [B]
+            # Models alternate batch by batch, so load from elsewhere on the machine hits both alike.
+            for name, run in runs.items():
+                epoch_seconds[name] += run.step(users, positives, args.weight_decay)
+        for name, run in runs.items():
+            run.end_epoch(epoch_seconds[name])
+            print(f"  epoch {epoch} {name:<8} {run.seconds[-1]:6.2f} s  loss {run.epoch_losses[-1]:.4f}")
 
-    for name, (model, embed, _) in runs.items():
-        model.eval()
+    results = {}
+    for name, run in runs.items():
+        models[name].eval()
         with torch.no_grad():
-            user_emb, item_emb = embed()
-        state[name]["recall"] = recall_at_k(user_emb, item_emb, train, test, args.k)
+            user_emb, item_emb = run.embed()
+        results[name] = {
+            "recall": recall_at_k(user_emb, item_emb, train, test, args.k),
+            "loss": run.epoch_losses[-1],
+            # The median is robust to a slow first epoch (lazy kernel set-up) and to load spikes.
+            "median_seconds": statistics.median(run.seconds),
+            "mean_seconds": statistics.mean(run.seconds),
+        }
 
-    # The median is robust to a slow first epoch (lazy kernel set-up) and to other load on the machine.
-    for run in state.values():
-        run["median_seconds"] = statistics.median(run["seconds"])
     print()
     header = f"{'model':<10} {'median s/epoch':>15} {'mean s/epoch':>13} {'final loss':>11} {f'recall@{args.k}':>10}"
     print(header)
     print("-" * len(header))
-    for name, run in state.items():
-        mean_seconds = sum(run["seconds"]) / len(run["seconds"])
-        print(f"{name:<10} {run['median_seconds']:>15.3f} {mean_seconds:>13.3f} {run['loss']:>11.4f} "
-              f"{run['recall']:>10.4f}")
+    for name, result in results.items():
+        print(f"{name:<10} {result['median_seconds']:>15.3f} {result['mean_seconds']:>13.3f} "
+              f"{result['loss']:>11.4f} {result['recall']:>10.4f}")
     print("-" * len(header))
-    print(f"time ratio (ours/pyg): {state['graphrec']['median_seconds'] / state['pyg']['median_seconds']:.3f}")
-    print(f"recall@{args.k} ratio (ours/pyg): {state['graphrec']['recall'] / state['pyg']['recall']:.3f}")
+    print(f"time ratio (ours/pyg): {results['graphrec']['median_seconds'] / results['pyg']['median_seconds']:.3f}")
+    print(f"recall@{args.k} ratio (ours/pyg): {results['graphrec']['recall'] / results['pyg']['recall']:.3f}")
 
 if __name__ == "__main__":
     main()
