@@ -8,9 +8,10 @@ has a backward in this torch, but it goes through a transpose;
 :math:`\hat{\mathbf{A}}` is symmetric, so the backward of
 :math:`\hat{\mathbf{A}}\mathbf{X}` is :math:`\hat{\mathbf{A}}\mathbf{G}` and a
 small autograd Function does it with the same kernel. Measured on CPU
-(2 threads, 80k nodes, 1.5M nnz, D=64, 3 layers, forward + backward):
-CSR with a symmetric backward 167 ms, plain CSR ``torch.sparse.mm`` 380 ms,
-COO ``torch.sparse.mm`` 548 ms, COO with a symmetric backward 510 ms.
+(2 threads, 80k nodes, 1.5M nnz, D=64, 3 layers, forward + backward, two runs):
+CSR with the symmetric backward 151-167 ms, plain CSR ``torch.sparse.mm``
+380-428 ms, COO ``torch.sparse.mm`` 548-1000 ms, COO with the symmetric
+backward 510-950 ms. Forward alone is the same for both CSR variants (62-72 ms).
 """
 
 from __future__ import annotations
@@ -245,7 +246,11 @@ class LightGCNEncoder(torch.nn.Module):
             self._cache_key, self._cached_adjacency = key, adjacency
         return self._cached_adjacency
 
-    def forward(self, x_dict: dict[str, Tensor], edge_index_dict: dict[tuple[str, str, str], Tensor]) -> dict[str, Tensor]:
+    def forward(
+        self,
+        x_dict: dict[str, Tensor],
+        edge_index_dict: dict[tuple[str, str, str], Tensor],
+    ) -> dict[str, Tensor]:
         """Returns ``h_dict`` with propagated ``"user"`` ``[U, D]`` and ``"item"`` ``[I, D]`` features."""
         edge_type = next((et for et in edge_index_dict if et[0] == "user" and et[2] == "item"), None)
         if edge_type is None:
@@ -258,7 +263,8 @@ class LightGCNEncoder(torch.nn.Module):
         x_user, x_item = x_dict["user"], x_dict["item"]
         if x_user.size(-1) != x_item.size(-1):
             raise ValueError(
-                f"x_dict['user'] has width {x_user.size(-1)} and x_dict['item'] {x_item.size(-1)}; expected equal widths"
+                f"x_dict['user'] has width {x_user.size(-1)} and x_dict['item'] {x_item.size(-1)}; "
+                "expected equal widths"
             )
         num_users, num_items = x_user.size(0), x_item.size(0)
         adjacency = self.get_adjacency(edge_index_dict[edge_type], num_users, num_items, x_user)

@@ -36,7 +36,14 @@ class NegativeSampler:
         max_rounds (int, optional): Rejection rounds before the direct draw. (default: ``100``)
     """
 
-    def __init__(self, edge_index: Tensor, num_users: int, num_items: int, seed: int = 0, max_rounds: int = 100) -> None:
+    def __init__(
+        self,
+        edge_index: Tensor,
+        num_users: int,
+        num_items: int,
+        seed: int = 0,
+        max_rounds: int = 100,
+    ) -> None:
         check_interaction_index(edge_index, num_users, num_items)
         self.num_users = num_users
         self.num_items = num_items
@@ -74,7 +81,8 @@ class NegativeSampler:
         device, users = users.device, users.cpu()
         if users.numel() and (int(users.min()) < 0 or int(users.max()) >= self.num_users):
             raise ValueError(
-                f"users holds ids in [{int(users.min())}, {int(users.max())}]; expected ids in [0, {self.num_users - 1}]"
+                f"users holds ids in [{int(users.min())}, {int(users.max())}]; "
+                f"expected ids in [0, {self.num_users - 1}]"
             )
         saturated = users[self.user_degree[users] >= self.num_items].unique()
         if saturated.numel():
