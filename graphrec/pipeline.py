@@ -33,7 +33,7 @@ from graphrec.errors import ConfigError
 from graphrec.eval import full_ranking, sampled_ranking, topk_items
 from graphrec.graph import GraphBundle, load_graph
 from graphrec.graph.recipe import find_recipe
-from graphrec.nn import MF, LightGCN, Popularity
+from graphrec.nn import MF, DotProductHead, LightGCN, Popularity
 from graphrec.schema import from_mapping
 from graphrec.train import Trainer, load_weights, plot_history
 from graphrec.utils import atomic_save_tensors, atomic_write_json, atomic_write_text, load_tensors, resolve_device, \
@@ -100,8 +100,10 @@ def evaluate_model(model: torch.nn.Module, config: RunConfig, num_users: int, nu
         user_emb, item_emb = model()
     model.train()
 
+    head = DotProductHead()
+
     def score_fn(users: torch.Tensor) -> torch.Tensor:
-        return user_emb[users.to(user_emb.device)] @ item_emb.T  # [B, I]
+        return head.score_all(user_emb[users.to(user_emb.device)], item_emb)  # [B, I]
 
     common = dict(score_fn=score_fn, num_users=num_users, num_items=num_items, eval_edge_index=eval_edges,
                   exclude_edge_indices=exclude, ks=config.eval.ks, names=config.eval.metrics,
@@ -191,7 +193,8 @@ def recommend(run_dir: str | Path, user_ids: list[str], k: int = 10) -> list[dic
     model.eval()
     with torch.no_grad():
         user_emb, item_emb = model()
-    scores, items = topk_items(lambda u: user_emb[u] @ item_emb.T, users, k, [data.train],
+    head = DotProductHead()
+    scores, items = topk_items(lambda u: head.score_all(user_emb[u], item_emb), users, k, [data.train],
                                data.bundle.num_users, data.bundle.num_items)
     return [
         {

@@ -1,6 +1,7 @@
 """The layer library: node embeddings, recommendation models, encoders and losses."""
 
 from graphrec.nn.embedding import NodeEmbedding
+from graphrec.nn.heads import DotProductHead
 from graphrec.nn.lightgcn import LightGCN, LightGCNEncoder, normalized_bipartite_adjacency
 from graphrec.nn.losses import bce_loss, bpr_loss, l2_regularization
 from graphrec.nn.mf import MF
@@ -8,6 +9,7 @@ from graphrec.nn.popularity import Popularity
 
 __all__ = [
     "NodeEmbedding",
+    "DotProductHead",
     "LightGCN",
     "LightGCNEncoder",
     "normalized_bipartite_adjacency",
