@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from graphrec.errors import ConfigError
+from graphrec.eval.metrics import VALID_METRICS
 from graphrec.schema import from_mapping, load_yaml, to_mapping
 from graphrec.utils import suggest
 
@@ -93,6 +95,17 @@ class RunConfig:
                 raise ValueError(f"key '{key}' must be at least 1, found {value}")
         if self.model.num_layers < 0:
             raise ValueError(f"key 'model.num_layers' must be >= 0, found {self.model.num_layers}")
+        for name in self.eval.metrics:
+            if name not in VALID_METRICS:
+                raise ValueError(f"key 'eval.metrics' names '{name}'{suggest(name, VALID_METRICS)}; "
+                                 f"valid metrics: {', '.join(VALID_METRICS)}")
+        if self.train.lr <= 0 or self.train.weight_decay < 0:
+            raise ValueError(f"keys 'train.lr' (> 0) and 'train.weight_decay' (>= 0) are {self.train.lr}, "
+                             f"{self.train.weight_decay}")
+        if self.eval.chunk_size is not None and self.eval.chunk_size < 1:
+            raise ValueError(f"key 'eval.chunk_size' must be at least 1 or null, found {self.eval.chunk_size}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.train.device):
+            raise ValueError(f"key 'train.device' is '{self.train.device}'; use auto, cpu, cuda or cuda:N")
         if not self.eval.ks or any(k < 1 for k in self.eval.ks):
             raise ValueError(f"key 'eval.ks' must list cut-offs >= 1, found {self.eval.ks}")
         metric, _, k = self.train.monitor.partition("@")

@@ -14,6 +14,7 @@ A run folder holds what is needed to evaluate again or recommend later:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import platform
@@ -22,14 +23,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from graphrec.config import RunConfig, dump_config, load_config
 from graphrec.data.splits import Split, split_interactions
-from graphrec.errors import ConfigError
+from graphrec.errors import CheckpointError, ConfigError
 from graphrec.eval import full_ranking, sampled_ranking, topk_items
 from graphrec.graph import GraphBundle, load_graph
 from graphrec.graph.recipe import find_recipe
@@ -72,7 +73,7 @@ def prepare(config: RunConfig, split_rows: dict[str, np.ndarray] | None = None) 
     inter = bundle.interactions
     if split_rows is None:
         split = split_interactions(config.split.method, inter.user, inter.item, inter.timestamp,
-                                   tuple(config.split.ratios), config.seed)
+                                   tuple(config.split.ratios), config.seed, config.split.group_by_user)
     else:
         split = Split(train=split_rows["train"], valid=split_rows["valid"], test=split_rows["test"],
                       method=config.split.method)
@@ -92,25 +93,36 @@ def build_model(config: RunConfig, num_users: int, num_items: int) -> torch.nn.M
     raise ConfigError(f"key 'model.name': unknown model '{name}'")
 
 
-def evaluate_model(model: torch.nn.Module, config: RunConfig, num_users: int, num_items: int,
-                   eval_edges: torch.Tensor, exclude: list[torch.Tensor]) -> dict[str, float]:
-    """Propagate once, then rank with the protocol the config names."""
+def score_function(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Propagate once (no gradients) and return ``score_fn(user_ids [B]) -> scores [B, num_items]``."""
+    was_training = model.training
     model.eval()
     with torch.no_grad():
         user_emb, item_emb = model()
-    model.train()
-
+    model.train(was_training)
     head = DotProductHead()
 
     def score_fn(users: torch.Tensor) -> torch.Tensor:
         return head.score_all(user_emb[users.to(user_emb.device)], item_emb)  # [B, I]
 
-    common = dict(score_fn=score_fn, num_users=num_users, num_items=num_items, eval_edge_index=eval_edges,
-                  exclude_edge_indices=exclude, ks=config.eval.ks, names=config.eval.metrics,
-                  chunk_size=config.eval.chunk_size)
+    return score_fn
+
+
+def evaluate_model(model: torch.nn.Module, config: RunConfig, num_users: int, num_items: int,
+                   eval_edges: torch.Tensor, exclude: list[torch.Tensor]) -> dict[str, float]:
+    """Rank the held-out ``eval_edges`` with the protocol the config names (``exclude``: items masked)."""
+    if eval_edges.shape[1] == 0:
+        return {}  # nothing held out: no metric rather than a row of zeros
+    too_long = [k for k in config.eval.ks if k > num_items]
+    if too_long:
+        raise ConfigError(f"key 'eval.ks': cut-off {too_long[0]} is larger than the {num_items} items of the graph")
+    common = dict(score_fn=score_function(model), num_users=num_users, num_items=num_items,
+                  eval_edge_index=eval_edges, exclude_edge_indices=exclude, ks=config.eval.ks,
+                  names=config.eval.metrics, chunk_size=config.eval.chunk_size)
     if config.eval.protocol == "sampled":
         return sampled_ranking(**common, num_negatives=config.eval.num_negatives, seed=config.seed)
-    return full_ranking(**common, device=user_emb.device)
+    tensors = [*model.parameters(), *model.buffers()]
+    return full_ranking(**common, device=tensors[0].device if tensors else "cpu")
 
 
 def run(config: RunConfig | dict | str | Path, *, resume: bool = False, overwrite: bool = False,
@@ -123,7 +135,7 @@ def run(config: RunConfig | dict | str | Path, *, resume: bool = False, overwrit
         overwrite: reuse an existing run folder of the same name, replacing its contents.
         run_dir: the run folder; default ``output.dir/output.name`` (a new timestamped name when unset).
     """
-    config = _as_config(config)
+    config = _resolved_paths(_as_config(config))
     seed_everything(config.seed)
     folder = _run_folder(config, run_dir, resume, overwrite)
     data = prepare(config)
@@ -177,6 +189,12 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[RunConfig, Prepa
     config = load_config(folder / "config.yaml")
     rows = {name: tensor.numpy() for name, tensor in load_tensors(folder / "split.safetensors").items()}
     data = prepare(config, split_rows=rows)
+    expected = int(rows["num_interactions"][0]) if "num_interactions" in rows else None
+    if expected is not None and expected != len(data.bundle.interactions):
+        raise CheckpointError(
+            f"{folder / 'split.safetensors'}: the run was split over {expected} interactions but the graph of "
+            f"'{config.graph.recipe}' now has {len(data.bundle.interactions)}; the data changed since the run"
+        )
     model = build_model(config, data.bundle.num_users, data.bundle.num_items)
     if getattr(model, "trainable", True):
         load_weights(folder / "best.safetensors", model)
@@ -189,12 +207,12 @@ def recommend(run_dir: str | Path, user_ids: list[str], k: int = 10) -> list[dic
     """Top-``k`` unseen items for users given by their raw ids, with item names."""
     config, data, model = load_run(run_dir)
     idmap = data.bundle.idmap
+    if k < 1:
+        raise ConfigError(f"-k must be at least 1, found {k}")
+    k = min(k, data.bundle.num_items)
     users = torch.tensor([idmap.index_of("user", raw) for raw in user_ids], dtype=torch.long)
-    model.eval()
-    with torch.no_grad():
-        user_emb, item_emb = model()
-    head = DotProductHead()
-    scores, items = topk_items(lambda u: head.score_all(user_emb[u], item_emb), users, k, [data.train],
+    # Every known interaction is masked, held-out ones included: a recommendation is something new.
+    scores, items = topk_items(score_function(model), users, k, [data.train, data.valid, data.test],
                                data.bundle.num_users, data.bundle.num_items)
     return [
         {
@@ -217,6 +235,17 @@ def _as_config(config: RunConfig | dict | str | Path) -> RunConfig:
     if isinstance(config, dict):
         return from_mapping(RunConfig, config, "config")
     return load_config(config)
+
+
+def _resolved_paths(config: RunConfig) -> RunConfig:
+    """A copy whose data root, cache and recipe file are absolute, so the run folder works from anywhere."""
+    config = copy.deepcopy(config)
+    config.graph.data_root = str(Path(config.graph.data_root).resolve())
+    if config.graph.cache_dir is not None:
+        config.graph.cache_dir = str(Path(config.graph.cache_dir).resolve())
+    if Path(config.graph.recipe).is_file():
+        config.graph.recipe = str(Path(config.graph.recipe).resolve())
+    return config
 
 
 def _run_folder(config: RunConfig, run_dir: str | Path | None, resume: bool, overwrite: bool) -> Path:
@@ -246,6 +275,7 @@ def _write_run_files(folder: Path, config: RunConfig, data: Prepared) -> None:
         "train": torch.from_numpy(np.asarray(split.train, dtype=np.int64)),
         "valid": torch.from_numpy(np.asarray(split.valid, dtype=np.int64)),
         "test": torch.from_numpy(np.asarray(split.test, dtype=np.int64)),
+        "num_interactions": torch.tensor([len(data.bundle.interactions)], dtype=torch.int64),
     })
     atomic_write_json(folder / "environment.json", environment(config))
 

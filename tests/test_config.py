@@ -42,6 +42,10 @@ def test_int_is_accepted_where_a_float_is_expected(tmp_path):
         ("- a\n- b\n", r"run config must be a mapping"),
         ("train:\n  epochs: [1\n", r"run.yaml:\d+:\d+: malformed YAML"),
         ("", r"run config is empty"),
+        ("eval:\n  metrics: [recall, ndgc]\n", r"key 'eval.metrics' names 'ndgc' \(did you mean 'ndcg'\?\)"),
+        ("train:\n  lr: -0.1\n", r"'train.lr' \(> 0\)"),
+        ("train:\n  device: gpu\n", r"key 'train.device' is 'gpu'; use auto, cpu, cuda or cuda:N"),
+        ("eval:\n  chunk_size: 0\n", r"key 'eval.chunk_size' must be at least 1"),
     ],
 )
 def test_bad_config_files(tmp_path, text, message):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -133,7 +134,10 @@ def _decode(raw: bytes, path: Path, encoding: str) -> str:
 
 
 def _parse_delimited(text: str, path: Path, sep: str, source: TableSource, recbole: bool) -> pd.DataFrame:
-    lines = text.splitlines()  # handles CRLF and CR
+    # Only \n, \r\n and \r end a line (str.splitlines would also split on \x85 or \u2028 inside a value).
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     header_line: list[str] | None = None
     if source.header:
         header_line = next(csv.reader([lines[0]], delimiter=sep, quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL))
@@ -165,6 +169,7 @@ def _parse_delimited(text: str, path: Path, sep: str, source: TableSource, recbo
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame(columns=header_line, dtype=str)
     frame.index = pd.RangeIndex(body_start + 1, body_start + 1 + len(frame))
+    _check_short_rows(lines, body_start, len(header_line), sep, path)
     frame = frame.fillna("")
     # Drop blank lines but keep the line numbers of the rest.
     blank = (frame == "").all(axis=1)
@@ -172,6 +177,21 @@ def _parse_delimited(text: str, path: Path, sep: str, source: TableSource, recbo
     if frame.empty:
         raise DataError(f"{path}: no data rows after the header (the table is empty)")
     return frame
+
+
+def _check_short_rows(lines: list[str], body_start: int, num_fields: int, sep: str, path: Path) -> None:
+    """pandas pads a row with too few fields with empty values; a row like that is an error here."""
+    body = pd.Series(lines[body_start:], dtype=object)
+    counts = body.str.count(re.escape(sep)).to_numpy() + 1
+    # Quoted values may hold the delimiter: only unquoted, non-blank lines are counted.
+    checked = ~body.str.contains('"', regex=False).to_numpy() & (body.str.strip() != "").to_numpy()
+    short = checked & (counts < num_fields)
+    if short.any():
+        position = int(np.argmax(short))
+        raise DataError(
+            f"{path}: line {body_start + position + 1}: expected {num_fields} fields, found {counts[position]} "
+            "(a wrong delimiter or a truncated row)"
+        )
 
 
 def _check_header(header: list[str], path: Path, sep: str) -> None:
@@ -193,8 +213,6 @@ def _check_header(header: list[str], path: Path, sep: str) -> None:
 
 def _parser_message(message: str, body_start: int) -> str:
     # pandas: "Error tokenizing data. C error: Expected 3 fields in line 5, saw 4"
-    import re
-
     match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
     if match:
         expected, line, saw = (int(g) for g in match.groups())
@@ -215,10 +233,23 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     if frame.columns.duplicated().any():
         name = frame.columns[frame.columns.duplicated()][0]
         raise DataError(f"{path}: duplicate column name '{name}'")
-    frame = frame.astype(str).replace({"nan": "", "None": "", "<NA>": ""})
+    frame = pd.DataFrame({str(name): _parquet_strings(frame[name]) for name in frame.columns})
     frame.index = pd.RangeIndex(1, 1 + len(frame))  # Parquet has no lines: the row number stands in
-    frame.columns = [str(c) for c in frame.columns]
     return frame
+
+
+def _parquet_strings(column: pd.Series) -> np.ndarray:
+    """A typed Parquet column as the strings a CSV of it would hold (nulls -> "", 10.0 -> "10", time -> seconds)."""
+    null = column.isna().to_numpy()
+    if pd.api.types.is_datetime64_any_dtype(column):
+        seconds = (column - pd.Timestamp(0, tz=column.dt.tz)) // pd.Timedelta(seconds=1)  # any resolution
+        values = seconds.fillna(0).astype("int64").astype(str).to_numpy(dtype=object)
+    elif pd.api.types.is_float_dtype(column) and np.all(np.mod(column.to_numpy()[~null], 1) == 0):
+        values = column.fillna(0).astype("int64").astype(str).to_numpy(dtype=object)  # ints that held a null
+    else:
+        values = column.astype(str).to_numpy(dtype=object)
+    values[null] = ""
+    return values
 
 
 def row_location(frame: pd.DataFrame, position: int) -> str:

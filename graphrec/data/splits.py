@@ -151,8 +151,11 @@ def cold_start_split(users: np.ndarray, items: np.ndarray, side: str = "user",
 
 def split_interactions(method: str, users: np.ndarray, items: np.ndarray | None = None,
                        timestamps: np.ndarray | None = None,
-                       ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> Split:
+                       ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
+                       group_by_user: bool = True) -> Split:
     """Split an interaction table by name: one of :data:`SPLIT_METHODS`.
+
+    ``group_by_user`` applies to ``"random"``: cut each user's rows by the ratios, or the whole table.
 
     ``"leave_one_out"`` ignores ``ratios`` and falls back to a random order inside
     each user when ``timestamps`` is ``None``; ``"temporal"`` needs timestamps.
@@ -169,7 +172,7 @@ def split_interactions(method: str, users: np.ndarray, items: np.ndarray | None 
     if items is not None:
         items = _as_ids(items, "items", len(users))
     if method == "random":
-        return random_split(users, ratios, seed)
+        return random_split(users, ratios, seed, group_by_user=group_by_user)
     if method == "temporal":
         return temporal_split(users, timestamps, ratios)
     if method == "leave_one_out":

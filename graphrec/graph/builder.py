@@ -21,6 +21,7 @@ from torch_geometric.data import HeteroData
 
 from graphrec.data.idmap import IdMap
 from graphrec.data.readers import (
+    file_label,
     numeric_column,
     read_table,
     require_columns,
@@ -33,7 +34,6 @@ from graphrec.graph.recipe import MultiColumn, NamesTable, Recipe, Source, resol
 
 logger = logging.getLogger("graphrec")
 
-INTERACTS = ("user", "interacts", "item")
 RESERVED_RELATIONS = {"interacts", "follows"}
 
 
@@ -47,11 +47,12 @@ class _Builder:
         self.dropped: dict[str, int] = {}
 
     # ----------------------------------------------------------------- helpers
-    def read(self, source: Source, key: str, columns: list[str | None]) -> pd.DataFrame:
+    def read(self, source: Source, key: str, columns: list[str | None], filled: list[str | None] | None = None
+             ) -> pd.DataFrame:
+        """Read a table, check that ``columns`` exist and that the ``filled`` ones (default: all) have no empty cell."""
         frame = read_table(resolve_source(source, self.data_root, key))
-        required = [c for c in columns if c]
-        require_columns(frame, required, key)
-        for column in required:
+        require_columns(frame, [c for c in columns if c], key)
+        for column in [c for c in (columns if filled is None else filled) if c]:
             require_values(frame, column)
         return frame
 
@@ -91,7 +92,9 @@ class _Builder:
 
     # ----------------------------------------------------------------- tables
     def node_table(self, node_type: str, table, key: str) -> None:
-        frame = self.read(table, key, [table.id, table.name] + [_column(spec) for spec in table.attributes.values()])
+        # Only the id must be filled: a missing name or attribute value is simply absent.
+        frame = self.read(table, key, [table.id, table.name] + [_column(spec) for spec in table.attributes.values()],
+                          filled=[table.id])
         duplicated = frame[table.id].duplicated().to_numpy()
         if duplicated.any():
             position = int(np.argmax(duplicated))
@@ -107,12 +110,12 @@ class _Builder:
             values = frame[column]
             owners = ids
             if sep:
-                exploded = values.str.split(sep, regex=False).explode()
-                owners = ids[exploded.index.map(dict(zip(frame.index, range(len(frame))))).to_numpy()] \
-                    if not frame.index.is_unique else ids[frame.index.get_indexer(exploded.index)]
-                values = exploded.str.strip()
-            keep = (values != "").to_numpy()
-            value_ids = self.idmap.add(field_name, values.to_numpy()[keep])
+                parts = values.str.split(sep, regex=False)
+                owners = np.repeat(ids, parts.str.len().to_numpy())  # by position: line numbers repeat across files
+                values = pd.Series(np.concatenate(parts.to_numpy()) if len(parts) else [], dtype=object).str.strip()
+            values = values.to_numpy()
+            keep = values != ""
+            value_ids = self.idmap.add(field_name, values[keep])
             self.add_edges((node_type, f"has_{field_name}", field_name), owners[keep], value_ids)
         if table.text:
             self.texts[node_type] = dict(zip(ids.tolist(), _render(table.text, frame, key)))
@@ -134,19 +137,19 @@ class _Builder:
             items = self.idmap.add("item", frame[table.item].to_numpy())
         rating = numeric_column(frame, table.rating) if table.rating else None
         timestamp = numeric_column(frame, table.timestamp, allow_negative=False) if table.timestamp else None
-        if table.min_rating is not None:
-            if rating is None:
-                raise DataError("recipe key 'interactions.min_rating' needs 'interactions.rating' to name a column")
-            keep &= rating >= table.min_rating
+        if table.min_rating is not None and rating is None:
+            raise DataError("recipe key 'interactions.min_rating' needs 'interactions.rating' to name a column")
         order = np.arange(len(frame))[keep]
         if timestamp is not None:
             order = order[np.argsort(timestamp[order], kind="stable")]
-        # One interaction per (user, item): the latest row wins.
+        # One interaction per (user, item): the latest row wins; the rating filter applies to that row.
         keys = users[order] * max(1, self.idmap.num_nodes("item")) + items[order]
         _, last = np.unique(keys[::-1], return_index=True)
         order = np.sort(order[len(order) - 1 - last])
+        if table.min_rating is not None:
+            order = order[rating[order] >= table.min_rating]
         if len(order) == 0:
-            raise DataError(f"{row_location(frame, 0).split(':')[0]}: no interactions left after filtering")
+            raise DataError(f"{file_label(frame)}: no interactions left after filtering")
         return Interactions(
             user=users[order],
             item=items[order],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,8 +93,22 @@ class GraphBundle:
 
     # ------------------------------------------------------------------ storage
     def save(self, folder: str | Path) -> None:
-        """Write ``graph.safetensors``, ``idmap.json``, ``texts.json`` and ``meta.json`` (each atomically)."""
+        """Write ``graph.safetensors``, ``idmap.json``, ``texts.json`` and ``meta.json`` into ``folder``.
+
+        The files go to a temporary folder that then replaces ``folder`` as a whole, so a reader
+        never sees a mix of an old and a new graph.
+        """
         folder = Path(folder)
+        staging = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        self._write(staging)
+        retired = folder.with_name(f".{folder.name}.{os.getpid()}.old")
+        if folder.exists():
+            os.replace(folder, retired)
+        os.replace(staging, folder)
+        shutil.rmtree(retired, ignore_errors=True)
+
+    def _write(self, folder: Path) -> None:
         tensors = {f"edge|{s}|{r}|{d}": self.graph[s, r, d].edge_index for s, r, d in self.graph.edge_types}
         tensors["inter|user"] = torch.from_numpy(self.interactions.user)
         tensors["inter|item"] = torch.from_numpy(self.interactions.item)

@@ -73,7 +73,7 @@ class Trainer:
         seed: Seeds Python, NumPy, torch, the shuffling generator and the negative sampler.
         eval_fn: ``eval_fn(model) -> {metric: value}``, called under ``torch.no_grad``.
         monitor: Metric of ``eval_fn`` to early-stop on (higher is better).
-        eval_every: Evaluate every this many epochs (and after the last one).
+        eval_every: Evaluate every this many epochs; the best weights come from an evaluated epoch.
         patience: Evaluations without improvement before stopping; ``None`` never stops early.
         run_dir: Folder for ``checkpoint/``, ``best.safetensors`` and ``history.json``.
         resume: Continue from ``run_dir/checkpoint``.
@@ -145,7 +145,9 @@ class Trainer:
                 bar.set_postfix(loss=f"{total / num_batches:.4f}")
             bar.close()
             row: dict[str, float] = {"epoch": epoch, "loss": total / max(num_batches, 1)}
-            if self.eval_fn is not None and (epoch % self.eval_every == 0 or epoch == self.epochs):
+            # Only every eval_every-th epoch, never "the last one": a run resumed with more epochs
+            # must evaluate the same epochs as one started with them.
+            if self.eval_fn is not None and epoch % self.eval_every == 0:
                 metrics = self._evaluate()
                 row.update(metrics)
                 value = metrics[self.monitor]

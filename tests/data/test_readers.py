@@ -125,3 +125,28 @@ def test_negative_timestamp(tmp_path):
     with pytest.raises(DataError, match=r"a.csv:3: column 'ts' has '-3'; it must not be negative"):
         numeric_column(frame, "ts", allow_negative=False)
     assert np.array_equal(numeric_column(frame, "ts"), [5.0, -3.0])
+
+
+def test_short_row_is_an_error_not_padding(tmp_path):
+    with pytest.raises(DataError, match=r"short.tsv: line 3: expected 3 fields, found 2"):
+        read_table(source(write(tmp_path / "short.tsv", "user\titem\trating\nu1\ti1\t5\nu2\ti2\n")))
+
+
+def test_unicode_line_separators_inside_values_do_not_split_rows(tmp_path):
+    path = write(tmp_path / "a.tsv", "item\ttitle\n1\tWait\x85 what\u2028 now\n2\tok\n".encode("utf-8"))
+    frame = read_table(source(path))
+    assert frame["item"].tolist() == ["1", "2"]
+    assert frame["title"].iloc[0] == "Wait\x85 what\u2028 now"
+
+
+def test_parquet_nulls_integer_ids_and_datetimes(tmp_path):
+    path = tmp_path / "a.parquet"
+    pd.DataFrame({
+        "item": [10, None, 30],
+        "name": ["nan", None, "x"],
+        "when": pd.to_datetime([100, 86_400, 946_684_800], unit="s"),
+    }).to_parquet(path)
+    frame = read_table(source(path))
+    assert frame["item"].tolist() == ["10", "", "30"]  # matches the CSV id "10", the null is empty
+    assert frame["name"].tolist() == ["nan", "", "x"]  # a real "nan" string survives
+    assert frame["when"].tolist()[0] == "100"

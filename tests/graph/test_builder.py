@@ -137,3 +137,28 @@ def test_corrupt_cache_entry_is_rebuilt(tiny, cache_dir):
     bundle = load_graph(tiny, tiny.parent, cache_dir)
     assert len(bundle.interactions) == 10
     assert GraphBundle.load(entry).num_items == 5  # the entry was rewritten
+
+
+def test_node_table_from_several_files_keeps_each_rows_attributes(tmp_path):
+    recipe = write_tiny(tmp_path, **{
+        "items.csv": "item,title,genres\ni1,Heat,Action|Crime\ni2,Scarface,Drama\n",
+        "items2.csv": "item,title,genres\ni3,Toy Story,Animation\ni4,Up,\ni5,,Horror|Drama\n",
+    })
+    recipe.write_text(recipe.read_text().replace("  path: items.csv", "  path: [items.csv, items2.csv]"))
+    bundle = build(load_recipe(recipe)[0], tmp_path)
+    assert edges(bundle, ("item", "has_genre", "genre")) == {
+        ("i1", "Action"), ("i1", "Crime"), ("i2", "Drama"), ("i3", "Animation"), ("i5", "Horror"), ("i5", "Drama")}
+    # An empty title or genre cell is simply absent: i4 has no genre, i5 is shown by its id.
+    assert bundle.idmap.name("item", bundle.idmap.index_of("item", "i5")) == "i5"
+
+
+def test_min_rating_applies_to_the_latest_row(tmp_path):
+    recipe = write_tiny(tmp_path, recipe_extra="", **{"interactions.csv": """\
+        user,item,rating,timestamp
+        u1,i1,5,100
+        u1,i1,1,200
+        u2,i2,4,50
+        """})
+    recipe.write_text(recipe.read_text().replace("  timestamp: timestamp\n", "  timestamp: timestamp\n  min_rating: 3\n", 1))
+    bundle = build(load_recipe(recipe)[0], tmp_path)
+    assert len(bundle.interactions) == 1  # u1's latest rating of i1 is 1, below the threshold
