@@ -2,13 +2,16 @@
 
 import json
 
+import numpy as np
 import pytest
+import torch
 
 from graphrec.config import RunConfig
 from graphrec.data.synthetic import generate, write
 from graphrec.errors import ConfigError
 from graphrec.pipeline import load_run, run
 from graphrec.schema import from_mapping
+from graphrec.utils import load_tensors
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +71,11 @@ def test_run_folder_records_what_is_needed(synthetic_root, tmp_path):
     assert any(path.endswith("interactions.csv") for path in environment["data_files"])
     config, data, model = load_run(result.run_dir)
     assert config.train.epochs == 2
-    assert data.train.shape[1] == len(data.split.train)
+    stored = load_tensors(result.run_dir / "split.safetensors")
+    assert np.array_equal(data.split.test, stored["test"].numpy())
+    best = load_tensors(result.run_dir / "best.safetensors")
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor.cpu(), best[name]), name
 
 
 def test_resume_without_checkpoint_and_existing_folder(synthetic_root, tmp_path):
