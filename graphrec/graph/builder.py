@@ -30,7 +30,7 @@ from graphrec.data.readers import (
 )
 from graphrec.errors import DataError
 from graphrec.graph.bundle import GraphBundle, Interactions
-from graphrec.graph.recipe import MultiColumn, NamesTable, Recipe, Source, resolve_source
+from graphrec.graph.recipe import MultiColumn, Recipe, Source, resolve_source
 
 logger = logging.getLogger("graphrec")
 
@@ -84,11 +84,6 @@ class _Builder:
 
     def add_edges(self, edge_type: tuple[str, str, str], src: np.ndarray, dst: np.ndarray) -> None:
         self.edges.setdefault(edge_type, []).append(np.stack([src, dst]).astype(np.int64))
-
-    def names(self, node_type: str, table: NamesTable, key: str) -> None:
-        frame = self.read(table, key, [table.id, table.name])
-        ids = self.idmap.lookup(node_type, frame[table.id].to_numpy())
-        self.idmap.set_names(node_type, ids, frame[table.name].tolist())
 
     # ----------------------------------------------------------------- tables
     def node_table(self, node_type: str, table, key: str) -> None:

@@ -128,14 +128,12 @@ class Recipe:
 
     def __post_init__(self) -> None:
         reserved = {"user", "item", "entity"}
-        fields_seen: set[str] = set()
         tables = [t for t in (self.users, self.items) if t is not None]
         for field_name in [f for t in tables for f in t.attributes] + [t.field for t in self.item_attributes]:
             if field_name in reserved:
                 raise ValueError(f"attribute field '{field_name}' clashes with the node type of the same name")
             if not field_name.isidentifier():
                 raise ValueError(f"attribute field '{field_name}' must be a name of letters, digits and '_'")
-            fields_seen.add(field_name)
         if self.item_entity is not None and self.kg is None:
             raise ValueError("key 'item_entity' links items to KG entities, so the recipe needs a 'kg' table too")
 
