@@ -33,16 +33,18 @@ class GraphConfig:
 
 @dataclass
 class SplitConfig:
-    method: Literal["random", "temporal", "leave_one_out", "cold_user", "cold_item"] = "random"
+    # given: the split the data comes with (the recipe's interactions.split_by_file)
+    method: Literal["random", "temporal", "leave_one_out", "cold_user", "cold_item", "given"] = "random"
     ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train, valid, test
     group_by_user: bool = True  # random split: cut each user's rows by the ratios
 
 
 @dataclass
 class ModelConfig:
-    name: Literal["lightgcn", "mf", "popularity"] = "lightgcn"
+    name: Literal["lightgcn", "mf", "popularity", "path_lm"] = "lightgcn"
     embedding_dim: int = 64
     num_layers: int = 3  # LightGCN propagation layers
+    pretext: str | None = None  # path_lm: its task file, a name under pretext/ (e.g. path-lm) or a path
 
 
 @dataclass

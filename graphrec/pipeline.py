@@ -73,7 +73,8 @@ def prepare(config: RunConfig, split_rows: dict[str, np.ndarray] | None = None) 
     inter = bundle.interactions
     if split_rows is None:
         split = split_interactions(config.split.method, inter.user, inter.item, inter.timestamp,
-                                   tuple(config.split.ratios), config.seed, config.split.group_by_user)
+                                   tuple(config.split.ratios), config.seed, config.split.group_by_user,
+                                   given=inter.split)
     else:
         split = Split(train=split_rows["train"], valid=split_rows["valid"], test=split_rows["test"],
                       method=config.split.method)

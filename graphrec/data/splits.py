@@ -26,7 +26,7 @@ import torch
 from graphrec.errors import ConfigError, DataError
 from graphrec.utils import suggest
 
-SPLIT_METHODS = ("random", "temporal", "leave_one_out", "cold_user", "cold_item")
+SPLIT_METHODS = ("random", "temporal", "leave_one_out", "cold_user", "cold_item", "given")
 PARTS = ("train", "valid", "test")
 
 
@@ -149,11 +149,25 @@ def cold_start_split(users: np.ndarray, items: np.ndarray, side: str = "user",
                  method=f"cold_{side}", cold_valid_ids=cold_valid_ids, cold_test_ids=cold_test_ids)
 
 
+def given_split(codes: np.ndarray | None, length: int) -> Split:
+    """The split the data came with: rows coded 0 train, 1 valid, 2 test."""
+    if codes is None:
+        raise DataError("split method 'given' needs the data's own split: list the train, valid and test files "
+                        "under the recipe's interactions.path and label them with interactions.split_by_file")
+    codes = np.asarray(codes)
+    if codes.shape != (length,) or not np.isin(codes, (0, 1, 2)).all():
+        raise DataError(f"given split codes must be {length} values in {{0, 1, 2}}, got shape {codes.shape}")
+    return Split(train=np.flatnonzero(codes == 0), valid=np.flatnonzero(codes == 1),
+                 test=np.flatnonzero(codes == 2), method="given")
+
+
 def split_interactions(method: str, users: np.ndarray, items: np.ndarray | None = None,
                        timestamps: np.ndarray | None = None,
                        ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
-                       group_by_user: bool = True) -> Split:
+                       group_by_user: bool = True, given: np.ndarray | None = None) -> Split:
     """Split an interaction table by name: one of :data:`SPLIT_METHODS`.
+
+    ``"given"`` keeps the data's own split: ``given`` holds a code per row (0 train, 1 valid, 2 test).
 
     ``group_by_user`` applies to ``"random"``: cut each user's rows by the ratios, or the whole table.
 
@@ -177,6 +191,8 @@ def split_interactions(method: str, users: np.ndarray, items: np.ndarray | None 
         return temporal_split(users, timestamps, ratios)
     if method == "leave_one_out":
         return leave_one_out(users, timestamps, seed)
+    if method == "given":
+        return given_split(given, len(users))
     if items is None:
         raise DataError(f"split method '{method}' needs the item id of each interaction")
     return cold_start_split(users, items, method.removeprefix("cold_"), ratios, seed)

@@ -29,7 +29,7 @@ from graphrec.data.readers import (
     row_location,
 )
 from graphrec.errors import DataError
-from graphrec.graph.bundle import GraphBundle, Interactions
+from graphrec.graph.bundle import SPLIT_CODES, GraphBundle, Interactions
 from graphrec.graph.recipe import MultiColumn, Recipe, Source, resolve_source
 
 logger = logging.getLogger("graphrec")
@@ -134,6 +134,7 @@ class _Builder:
         timestamp = numeric_column(frame, table.timestamp, allow_negative=False) if table.timestamp else None
         if table.min_rating is not None and rating is None:
             raise DataError("recipe key 'interactions.min_rating' needs 'interactions.rating' to name a column")
+        given = self.split_labels(table, frame)
         order = np.arange(len(frame))[keep]
         if timestamp is not None:
             order = order[np.argsort(timestamp[order], kind="stable")]
@@ -150,7 +151,22 @@ class _Builder:
             item=items[order],
             rating=None if rating is None else rating[order].astype(np.float32),
             timestamp=None if timestamp is None else timestamp[order],
+            split=None if given is None else given[order],
         )
+
+    @staticmethod
+    def split_labels(table, frame: pd.DataFrame) -> np.ndarray | None:
+        """``[N]`` int8 split code per row (0 train, 1 valid, 2 test) from ``split_by_file``, or None."""
+        if table.split_by_file is None:
+            return None
+        files = frame.attrs["files"]
+        if len(table.split_by_file) != len(files):
+            raise DataError(
+                f"recipe key 'interactions.split_by_file': {len(table.split_by_file)} labels for {len(files)} "
+                f"files; give one label (train, valid or test) per file of 'interactions.path'"
+            )
+        codes = [SPLIT_CODES[label] for label in table.split_by_file]
+        return np.repeat(np.asarray(codes, dtype=np.int8), [count for _, count in files])
 
     def item_attributes(self, table, index: int) -> None:
         key = f"item_attributes[{index}]"

@@ -18,6 +18,7 @@ from graphrec.utils import atomic_save_tensors, atomic_write_json, load_tensors,
 INTERACTS = ("user", "interacts", "item")
 REV_INTERACTS = ("item", "rev_interacts", "user")
 FORMAT_VERSION = 1
+SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}  # Interactions.split values
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Interactions:
     item: np.ndarray  # [N] int64
     rating: np.ndarray | None = None  # [N] float32
     timestamp: np.ndarray | None = None  # [N] float64
+    split: np.ndarray | None = None  # [N] int8 SPLIT_CODES: the data's own split (recipe split_by_file)
 
     def __len__(self) -> int:
         return len(self.user)
@@ -116,6 +118,8 @@ class GraphBundle:
             tensors["inter|rating"] = torch.from_numpy(self.interactions.rating)
         if self.interactions.timestamp is not None:
             tensors["inter|timestamp"] = torch.from_numpy(self.interactions.timestamp)
+        if self.interactions.split is not None:
+            tensors["inter|split"] = torch.from_numpy(self.interactions.split)
         atomic_save_tensors(folder / "graph.safetensors", tensors)
         self.idmap.save(folder / "idmap.json")
         atomic_write_json(folder / "texts.json", self.texts)
@@ -150,6 +154,7 @@ class GraphBundle:
             item=tensors["inter|item"].numpy(),
             rating=tensors["inter|rating"].numpy() if "inter|rating" in tensors else None,
             timestamp=tensors["inter|timestamp"].numpy() if "inter|timestamp" in tensors else None,
+            split=tensors["inter|split"].numpy() if "inter|split" in tensors else None,
         )
         return cls(meta["name"], graph, interactions, idmap, texts, meta.get("dropped", {}))
 

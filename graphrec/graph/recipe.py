@@ -58,6 +58,9 @@ class InteractionsTable(Source):
     timestamp: str | None = None
     min_rating: float | None = None
     on_unknown_id: UnknownIdPolicy | None = None
+    # One label per file of ``path`` ("train", "valid" or "test"): the data's own split, used by
+    # ``split.method: given``.
+    split_by_file: list[Literal["train", "valid", "test"]] | None = None
 
 
 @dataclass
