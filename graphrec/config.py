@@ -41,9 +41,11 @@ class SplitConfig:
 
 @dataclass
 class ModelConfig:
-    name: Literal["lightgcn", "mf", "popularity", "path_lm"] = "lightgcn"
+    name: Literal["lightgcn", "mf", "popularity", "path_lm", "kgat"] = "lightgcn"
     embedding_dim: int = 64
-    num_layers: int = 3  # LightGCN propagation layers
+    num_layers: int = 3  # LightGCN / KGAT propagation layers
+    relation_dim: int | None = None  # KGAT: size of the relation embeddings and projections; null = embedding_dim
+    dropout: float = 0.1  # KGAT: message dropout after each propagation layer
     pretext: str | None = None  # path_lm: its task file, a name under pretext/ (e.g. path-lm) or a path
 
 
@@ -97,6 +99,10 @@ class RunConfig:
                 raise ValueError(f"key '{key}' must be at least 1, found {value}")
         if self.model.num_layers < 0:
             raise ValueError(f"key 'model.num_layers' must be >= 0, found {self.model.num_layers}")
+        if self.model.relation_dim is not None and self.model.relation_dim < 1:
+            raise ValueError(f"key 'model.relation_dim' must be at least 1 or null, found {self.model.relation_dim}")
+        if not 0 <= self.model.dropout < 1:
+            raise ValueError(f"key 'model.dropout' must be in [0, 1), found {self.model.dropout}")
         for name in self.eval.metrics:
             if name not in VALID_METRICS:
                 raise ValueError(f"key 'eval.metrics' names '{name}'{suggest(name, VALID_METRICS)}; "

@@ -34,7 +34,7 @@ from graphrec.errors import CheckpointError, ConfigError
 from graphrec.eval import full_ranking, sampled_ranking, topk_items
 from graphrec.graph import GraphBundle, load_graph
 from graphrec.graph.recipe import find_recipe
-from graphrec.nn import MF, DotProductHead, LightGCN, Popularity
+from graphrec.nn import KGAT, MF, DotProductHead, LightGCN, Popularity
 from graphrec.schema import from_mapping
 from graphrec.train import Trainer, load_weights, plot_history
 from graphrec.utils import atomic_save_tensors, atomic_write_json, atomic_write_text, load_tensors, resolve_device, \
@@ -82,9 +82,13 @@ def prepare(config: RunConfig, split_rows: dict[str, np.ndarray] | None = None) 
                     inter.edge_index(split.test))
 
 
-def build_model(config: RunConfig, num_users: int, num_items: int) -> torch.nn.Module:
-    """The recommendation model the config names."""
+def build_model(config: RunConfig, bundle: GraphBundle) -> torch.nn.Module:
+    """The recommendation model the config names, sized to (and, for KGAT, built on) ``bundle``'s graph."""
     name, dim = config.model.name, config.model.embedding_dim
+    num_users, num_items = bundle.num_users, bundle.num_items
+    if name == "kgat":
+        return KGAT(num_users, num_items, bundle.graph, embedding_dim=dim, num_layers=config.model.num_layers,
+                    relation_dim=config.model.relation_dim, dropout=config.model.dropout)
     if name == "lightgcn":
         return LightGCN(num_users, num_items, embedding_dim=dim, num_layers=config.model.num_layers)
     if name == "mf":
@@ -141,7 +145,12 @@ def run(config: RunConfig | dict | str | Path, *, resume: bool = False, overwrit
     folder = _run_folder(config, run_dir, resume, overwrite)
     data = prepare(config)
     bundle = data.bundle
-    model = build_model(config, bundle.num_users, bundle.num_items)
+    if config.model.name == "path_lm":
+        from graphrec.explain.runner import run_path_lm
+
+        _write_run_files(folder, config, data)
+        return run_path_lm(config, folder, data, resume)
+    model = build_model(config, bundle)
     _write_run_files(folder, config, data)
 
     def validate(current: torch.nn.Module) -> dict[str, float]:
@@ -183,7 +192,26 @@ def run(config: RunConfig | dict | str | Path, *, resume: bool = False, overwrit
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[RunConfig, Prepared, torch.nn.Module]:
-    """Rebuild a finished run's config, data split and best model from its folder."""
+    """Rebuild a finished run's config, data split and best model from its folder.
+
+    For a ``path_lm`` run the model is a :class:`graphrec.explain.PathRecommender`.
+    """
+    folder = Path(run_dir)
+    config, data = load_run_data(folder)
+    if config.model.name == "path_lm":
+        from graphrec.explain.runner import load_path_run
+
+        return config, data, load_path_run(folder, config, data, device)
+    model = build_model(config, data.bundle)
+    if getattr(model, "trainable", True):
+        load_weights(folder / "best.safetensors", model)
+    model.to(resolve_device(device))
+    model.set_graph(data.train.to(resolve_device(device)))
+    return config, data, model
+
+
+def load_run_data(run_dir: str | Path) -> tuple[RunConfig, Prepared]:
+    """A finished run's config and its data split, checked against the data as it is now."""
     folder = Path(run_dir)
     if not (folder / "config.yaml").is_file():
         raise ConfigError(f"{folder}: not a run folder (no config.yaml); pass the folder a `graphrec run` made")
@@ -196,17 +224,20 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[RunConfig, Prepa
             f"{folder / 'split.safetensors'}: the run was split over {expected} interactions but the graph of "
             f"'{config.graph.recipe}' now has {len(data.bundle.interactions)}; the data changed since the run"
         )
-    model = build_model(config, data.bundle.num_users, data.bundle.num_items)
-    if getattr(model, "trainable", True):
-        load_weights(folder / "best.safetensors", model)
-    model.to(resolve_device(device))
-    model.set_graph(data.train.to(resolve_device(device)))
-    return config, data, model
+    return config, data
 
 
 def recommend(run_dir: str | Path, user_ids: list[str], k: int = 10) -> list[dict[str, Any]]:
     """Top-``k`` unseen items for users given by their raw ids, with item names."""
     config, data, model = load_run(run_dir)
+    if config.model.name == "path_lm":  # ranked by their best path; `graphrec explain` shows the paths
+        from graphrec.explain.api import recommend_with_paths
+        from graphrec.explain.render import PathRenderer
+
+        lists = recommend_with_paths(model, user_ids, k, renderer=PathRenderer(model.graph, data.bundle.idmap),
+                                     exclude=[data.valid, data.test])
+        return [{"user": e["user"], "items": [{key: row[key] for key in ("rank", "item", "name", "score")}
+                                              for row in e["items"]]} for e in lists]
     idmap = data.bundle.idmap
     if k < 1:
         raise ConfigError(f"-k must be at least 1, found {k}")

@@ -7,6 +7,7 @@ time, so one recipe serves every copy of a dataset.
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -128,6 +129,8 @@ class Recipe:
     kg: KGTable | None = None
     item_entity: LinkTable | None = None
     on_unknown_id: UnknownIdPolicy = "error"
+    # Explanations: relation name -> [forward] or [forward, reverse] sentence with {head} and {tail}.
+    phrases: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         reserved = {"user", "item", "entity"}
@@ -137,6 +140,15 @@ class Recipe:
                 raise ValueError(f"attribute field '{field_name}' clashes with the node type of the same name")
             if not field_name.isidentifier():
                 raise ValueError(f"attribute field '{field_name}' must be a name of letters, digits and '_'")
+        for relation, templates in self.phrases.items():
+            if not 1 <= len(templates) <= 2:
+                raise ValueError(f"key 'phrases.{relation}' must list one or two sentences (forward, reverse), "
+                                 f"found {len(templates)}")
+            for template in templates:
+                unknown = {n for _, n, _, _ in string.Formatter().parse(template) if n} - {"head", "tail"}
+                if unknown:
+                    raise ValueError(f"key 'phrases.{relation}': placeholder '{{{sorted(unknown)[0]}}}' is not "
+                                     f"one of {{head}}, {{tail}}")
         if self.item_entity is not None and self.kg is None:
             raise ValueError("key 'item_entity' links items to KG entities, so the recipe needs a 'kg' table too")
 

@@ -1,9 +1,11 @@
+import textwrap
+
 import numpy as np
 import pytest
 import torch
 
 from graphrec.data.splits import split_interactions
-from graphrec.errors import DataError
+from graphrec.errors import ConfigError, DataError
 from graphrec.graph import INTERACTS, REV_INTERACTS, GraphBundle, build, load_graph, load_recipe
 from tests.conftest import write_tiny
 
@@ -162,3 +164,46 @@ def test_min_rating_applies_to_the_latest_row(tmp_path):
     recipe.write_text(recipe.read_text().replace("  timestamp: timestamp\n", "  timestamp: timestamp\n  min_rating: 3\n", 1))
     bundle = build(load_recipe(recipe)[0], tmp_path)
     assert len(bundle.interactions) == 1  # u1's latest rating of i1 is 1, below the threshold
+
+
+GIVEN_SPLIT = """\
+    name: tiny-given
+    interactions:
+      path: [train.csv, valid.csv, test.csv]
+      split_by_file: [train, valid, test]
+    """
+
+
+def test_split_by_file_keeps_the_datas_own_split(tmp_path, cache_dir):
+    (tmp_path / "train.csv").write_text("user,item\nu1,i1\nu1,i2\nu2,i1\n")
+    (tmp_path / "valid.csv").write_text("user,item\nu1,i3\n")
+    (tmp_path / "test.csv").write_text("user,item\nu2,i3\nu2,i4\n")
+    recipe = tmp_path / "given.yaml"
+    recipe.write_text(textwrap.dedent(GIVEN_SPLIT))
+    bundle = build(load_recipe(recipe)[0], tmp_path)
+    assert bundle.interactions.split.tolist() == [0, 0, 0, 1, 2, 2]
+    split = split_interactions("given", bundle.interactions.user, given=bundle.interactions.split)
+    assert (split.train.tolist(), split.valid.tolist(), split.test.tolist()) == ([0, 1, 2], [3], [4, 5])
+    cached = load_graph(recipe, tmp_path, cache_dir)
+    assert load_graph(recipe, tmp_path, cache_dir).interactions.split.tolist() == cached.interactions.split.tolist()
+    recipe.write_text(textwrap.dedent(GIVEN_SPLIT).replace("[train, valid, test]", "[train, test]"))
+    with pytest.raises(DataError, match="split_by_file': 2 labels for 3 files"):
+        build(load_recipe(recipe)[0], tmp_path)
+    recipe.write_text(textwrap.dedent(GIVEN_SPLIT).replace("[train, valid, test]", "[train, valid, tset]"))
+    with pytest.raises(ConfigError, match="split_by_file\\[2\\]' is 'tset'.*did you mean 'test'"):
+        load_recipe(recipe)
+
+
+def test_given_split_needs_labels(tiny):
+    bundle = build(load_recipe(tiny)[0], tiny.parent)
+    with pytest.raises(DataError, match="split method 'given' needs the data's own split.*split_by_file"):
+        split_interactions("given", bundle.interactions.user, given=bundle.interactions.split)
+
+
+def test_phrases_are_checked(tmp_path):
+    recipe = write_tiny(tmp_path, recipe_extra="phrases:\n  interacts: ['You saw {tail}.', 'x', 'y']\n")
+    with pytest.raises(ConfigError, match="'phrases.interacts' must list one or two sentences"):
+        load_recipe(recipe)
+    recipe = write_tiny(tmp_path, recipe_extra="phrases:\n  interacts: ['You saw {item}.']\n")
+    with pytest.raises(ConfigError, match="placeholder '\\{item\\}' is not one of"):
+        load_recipe(recipe)
