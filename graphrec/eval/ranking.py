@@ -58,7 +58,7 @@ def _union_csr(edge_indices: Sequence[Tensor], num_users: int, num_items: int) -
     return user_item_csr(merged, num_users, num_items)
 
 
-def _csr_rows(indptr: Tensor, indices: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def csr_rows(indptr: Tensor, indices: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Entries of the given CSR rows as ``(row position, slot within row, column)``."""
     counts = indptr[rows + 1] - indptr[rows]  # [B]
     total = int(counts.sum())
@@ -100,7 +100,7 @@ def _score(score_fn: ScoreFn, batch: Tensor, num_items: int) -> Tensor:
 
 def _masked_scores(score_fn: ScoreFn, batch: Tensor, num_items: int, ex_indptr: Tensor, ex_indices: Tensor) -> Tensor:
     scores = _score(score_fn, batch, num_items)  # [B, I]
-    row_pos, _, cols = _csr_rows(ex_indptr, ex_indices, batch)
+    row_pos, _, cols = csr_rows(ex_indptr, ex_indices, batch)
     # out of place: score_fn may hand back a view of a cached tensor
     return scores.index_put((row_pos, cols), scores.new_tensor(float("-inf")))
 
@@ -154,7 +154,7 @@ def full_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge_in
         scores = _masked_scores(score_fn, batch, num_items, ex_indptr, ex_indices)  # [B, I]
         top_scores, top_items = scores.topk(max_k, dim=1)  # [B, maxK]
         truth = torch.zeros(batch.numel(), num_items, dtype=torch.bool, device=device)
-        row_pos, _, cols = _csr_rows(eval_indptr, eval_indices, batch)
+        row_pos, _, cols = csr_rows(eval_indptr, eval_indices, batch)
         truth[row_pos, cols] = True
         hits = truth.gather(1, top_items) & (top_scores > float("-inf"))  # [B, maxK]
         accumulator.update(hits, eval_indptr[batch + 1] - eval_indptr[batch], batch)
@@ -201,7 +201,7 @@ def _sample_negatives(users: Tensor, num_negatives: int, indptr: Tensor, indices
     dense_rows = torch.nonzero(~pending).view(-1)
     if dense_rows.numel():  # exact fallback: random keys, interacted items pushed below zero
         keys_dense = torch.rand(dense_rows.numel(), num_items, device=device, generator=generator)
-        row_pos, _, cols = _csr_rows(indptr, indices, users[dense_rows])
+        row_pos, _, cols = csr_rows(indptr, indices, users[dense_rows])
         keys_dense[row_pos, cols] = -1.0
         top_keys, top_items = keys_dense.topk(width, dim=1)
         items[dense_rows], valid[dense_rows] = top_items, top_keys >= 0
@@ -264,7 +264,7 @@ def sampled_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge
         negatives, neg_valid = _sample_negatives(batch, num_negatives, seen_indptr, seen_indices, num_items, generator)
         num_relevant = eval_indptr[batch + 1] - eval_indptr[batch]  # [B]
         max_pos = int(num_relevant.max()) if batch.numel() else 0
-        row_pos, slot, cols = _csr_rows(eval_indptr, eval_indices, batch)
+        row_pos, slot, cols = csr_rows(eval_indptr, eval_indices, batch)
         candidates = torch.cat([negatives.new_zeros(batch.numel(), max_pos), negatives], dim=1)  # [B, P+W]
         is_pos = torch.zeros_like(candidates, dtype=torch.bool)
         valid = torch.cat([is_pos[:, :max_pos], neg_valid], dim=1)

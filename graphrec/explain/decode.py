@@ -254,25 +254,22 @@ class PathDecoder:
         # Dead beams hold node -1 or a relation of another type: they reach nothing.
         live = (nodes >= 0) & (self.relation_target_type[relations] == type_pos)
         counts = torch.where(live, end - start, 0)  # [n]
-        mask = torch.zeros(len(nodes), size, dtype=torch.bool, device=self.device)
-        total = int(counts.sum())
-        if total:
-            row = torch.repeat_interleave(torch.arange(len(nodes), device=self.device), counts)
-            first = torch.repeat_interleave(start - torch.cumsum(counts, 0) + counts, counts)
-            edge = first + torch.arange(total, device=self.device)
-            mask[row, self.target[edge] - self.offsets[type_pos]] = True
-        return mask
+        return _ranges_mask(start, counts, self.target - self.offsets[type_pos], size)
 
     def _seen_mask(self, users: Tensor, size: int) -> Tensor:
-        start, end = self.exclude_indptr[users], self.exclude_indptr[users + 1]
-        counts = end - start
-        mask = torch.zeros(len(users), size, dtype=torch.bool, device=self.device)
-        total = int(counts.sum())
-        if total:
-            row = torch.repeat_interleave(torch.arange(len(users), device=self.device), counts)
-            first = torch.repeat_interleave(start - torch.cumsum(counts, 0) + counts, counts)
-            mask[row, self.exclude_items[first + torch.arange(total, device=self.device)]] = True
-        return mask
+        start = self.exclude_indptr[users]
+        return _ranges_mask(start, self.exclude_indptr[users + 1] - start, self.exclude_items, size)
+
+
+def _ranges_mask(start: Tensor, counts: Tensor, values: Tensor, size: int) -> Tensor:
+    """``[n, size]`` bool: row ``i`` is true at ``values[start[i] : start[i] + counts[i]]``."""
+    mask = torch.zeros(len(start), size, dtype=torch.bool, device=start.device)
+    total = int(counts.sum())
+    if total:
+        row = torch.repeat_interleave(torch.arange(len(start), device=start.device), counts, output_size=total)
+        first = torch.repeat_interleave(start - torch.cumsum(counts, 0) + counts, counts, output_size=total)
+        mask[row, values[first + torch.arange(total, device=start.device)]] = True
+    return mask
 
 
 def _sample(logp: Tensor, generator: torch.Generator) -> Tensor:

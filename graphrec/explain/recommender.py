@@ -21,7 +21,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from graphrec.eval.metrics import VALID_METRICS, RankingAccumulator
-from graphrec.eval.ranking import user_item_csr
+from graphrec.eval.ranking import csr_rows, user_item_csr
 from graphrec.explain.decode import PathDecoder, PathRecommendations
 from graphrec.explain.spec import PathLMTask
 from graphrec.graph.paths import PathGraph, Paths, check_paths
@@ -96,11 +96,8 @@ class PathRecommender:
 def list_hits(items: Tensor, users: Tensor, indptr: Tensor, indices: Tensor, num_items: int) -> Tensor:
     """``[B, K]`` bool: whether each listed item (``-1``: empty slot) is among the user's relevant items."""
     truth = torch.zeros(len(users), num_items + 1, dtype=torch.bool)
-    counts = indptr[users + 1] - indptr[users]
-    rows = torch.repeat_interleave(torch.arange(len(users)), counts)
-    first = torch.repeat_interleave(indptr[users], counts)
-    slot = torch.arange(int(counts.sum())) - torch.repeat_interleave(counts.cumsum(0) - counts, counts)
-    truth[rows, indices[first + slot]] = True
+    rows, _, cols = csr_rows(indptr, indices, users)
+    truth[rows, cols] = True
     return truth.gather(1, torch.where(items >= 0, items, torch.full_like(items, num_items)))
 
 

@@ -16,11 +16,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from graphrec.errors import CheckpointError
 from graphrec.explain.spec import PathLMTask
 from graphrec.graph.paths import PathGraph, sample_paths
 from graphrec.nn.path_lm import PAD, PathTransformer
-from graphrec.train.checkpoint import (capture_rng_state, load_checkpoint, load_weights, restore_rng_state,
+from graphrec.train.checkpoint import (capture_rng_state, load_weights, restore_rng_state, resume_checkpoint,
                                        save_checkpoint, save_weights)
 from graphrec.train.trainer import TrainResult
 from graphrec.utils import atomic_write_json, seed_everything
@@ -138,15 +137,7 @@ class PathLMTrainer:
         atomic_write_json(self.run_dir / "history.json", result.history)
 
     def _load(self, optimizer) -> dict:
-        path = self.run_dir / "checkpoint"
-        if not path.exists() and not path.with_name("checkpoint.old").exists():
-            raise CheckpointError(f"{path}: resume=True but there is no checkpoint to resume from; "
-                                  f"run once without resume")
-        state = load_checkpoint(path, self.model, optimizer)
-        differing = [f"{k}={state['config'].get(k)!r} (now {v!r})" for k, v in self._config().items()
-                     if state["config"].get(k) != v]
-        if differing:
-            raise CheckpointError(f"{path}: was made with {', '.join(differing)}; resume with the same settings")
+        state = resume_checkpoint(self.run_dir, self.model, optimizer, self._config())
         restore_rng_state(state["rng"])
         if state["best_value"] is None:
             state["best_value"] = -math.inf

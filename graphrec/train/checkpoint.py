@@ -176,6 +176,26 @@ def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
     return state
 
 
+def resume_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                      settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Load ``run_dir/checkpoint`` to resume a run whose trajectory-shaping ``settings`` must not change.
+
+    Raises:
+        CheckpointError: no checkpoint, a corrupt one, or one made with other ``settings``.
+    """
+    path = Path(run_dir) / "checkpoint"
+    if not path.exists() and not path.with_name("checkpoint.old").exists():
+        raise CheckpointError(f"{path}: resume=True but there is no checkpoint to resume from; "
+                              f"run once without resume (or point run_dir at an earlier run)")
+    state = load_checkpoint(path, model, optimizer)
+    differing = [f"{k}={state['config'].get(k)!r} (now {v!r})" for k, v in settings.items()
+                 if state["config"].get(k) != v]
+    if differing:
+        raise CheckpointError(f"{path}: was made with {', '.join(differing)}; resume with the same "
+                              f"settings or start a new run_dir")
+    return state
+
+
 def save_weights(path: str | os.PathLike, model: torch.nn.Module) -> None:
     """Write ``model.state_dict()`` to one safetensors file (e.g. ``best.safetensors``), atomically."""
     atomic_save_tensors(path, _model_tensors(model), {"format": "graphrec-weights"})

@@ -24,10 +24,10 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from graphrec.errors import CheckpointError, ConfigError
+from graphrec.errors import ConfigError
 from graphrec.nn.losses import bce_loss, bpr_loss, l2_regularization
-from graphrec.train.checkpoint import (capture_rng_state, load_checkpoint, load_weights,
-                                       restore_rng_state, save_checkpoint, save_weights)
+from graphrec.train.checkpoint import (capture_rng_state, load_weights, restore_rng_state, resume_checkpoint,
+                                       save_checkpoint, save_weights)
 from graphrec.train.negatives import NegativeSampler
 from graphrec.utils import atomic_write_json, resolve_device, seed_everything, suggest
 
@@ -238,16 +238,7 @@ class Trainer:
         atomic_write_json(self.run_dir / "history.json", result.history)
 
     def _load(self, optimizer, generator, sampler) -> dict[str, Any]:
-        path = self.run_dir / "checkpoint"
-        if not path.exists() and not path.with_name("checkpoint.old").exists():
-            raise CheckpointError(f"{path}: resume=True but there is no checkpoint to resume from; "
-                                  f"run once without resume (or point run_dir at an earlier run)")
-        state = load_checkpoint(path, self.model, optimizer)
-        differing = [f"{k}={state['config'].get(k)!r} (now {v!r})" for k, v in self._config().items()
-                     if state["config"].get(k) != v]
-        if differing:
-            raise CheckpointError(f"{path}: was made with {', '.join(differing)}; resume with the same "
-                                  f"settings or start a new run_dir")
+        state = resume_checkpoint(self.run_dir, self.model, optimizer, self._config())
         generator.set_state(state["generator"])
         sampler.load_state_dict(state["sampler"])
         restore_rng_state(state["rng"])
