@@ -10,14 +10,14 @@ backward, so two small autograd Functions cover both with CSR kernels only:
 ``torch.sparse.sampled_addmm`` and ``torch.sparse.mm``. Measured on CPU
 (2 threads, 20k nodes, 1.34M edges, D=64): SDDMM 9-13 ms and SpMM 11 ms, against
 250-310 ms for the SDDMM by gathering ``[E, D]`` rows and 157 ms for the SpMM
-backward by ``index_add_``. Both need a ``torch`` with CSR ``sampled_addmm`` on
-the device (CPU since 2.0, CUDA).
+backward by ``index_add_``. Both need CSR ``sampled_addmm`` and ``sparse.mm`` on
+the model's device (tested on CPU with torch 2.13).
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -256,7 +256,7 @@ class KGAT(torch.nn.Module):
         self.relation_weight = torch.nn.Parameter(torch.empty(num_relations, embedding_dim, relation_dim))
         self.relation_embedding = torch.nn.Parameter(torch.empty(num_relations, relation_dim))
         self.layers = torch.nn.ModuleList(BiInteraction(embedding_dim, embedding_dim) for _ in range(num_layers))
-        self.graph: dict[str, object] | None = None  # set by set_graph
+        self.graph: dict[str, Any] | None = None  # set by set_graph
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -301,7 +301,7 @@ class KGAT(torch.nn.Module):
             "slot": slot,  # [E] edge -> its (h, t) entry
         }
 
-    def _require_graph(self) -> dict[str, object]:
+    def _require_graph(self) -> dict[str, Any]:
         if self.graph is None:
             raise RuntimeError("KGAT.forward() needs a graph: call set_graph(edge_index) first")
         device = self.relation_weight.device
