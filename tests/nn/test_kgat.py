@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.data import HeteroData
 
-from graphrec.config import RunConfig
+from graphrec.config import RunConfig, load_config
+from graphrec.errors import ConfigError
 from graphrec.data.synthetic import generate, write
 from graphrec.nn import KGAT
 from graphrec.nn.kgat import pattern_sddmm, pattern_spmm, sparse_pattern
@@ -188,7 +189,19 @@ def test_kgat_cpu_cuda_parity(edge_index):
     torch.testing.assert_close(cuda_items.cpu(), cpu_items.detach(), rtol=1e-4, atol=1e-5)
 
 
-# ------------------------------------------------------------------------------ end to end
+# ----------------------------------------------------------------------- config and pipeline
+def test_config_keys():
+    config = load_config(None, ["model.name=kgat", "model.relation_dim=16", "model.dropout=0.2"])
+    assert (config.model.name, config.model.relation_dim, config.model.dropout) == ("kgat", 16, 0.2)
+    assert load_config(None, ["model.name=kgat"]).model.relation_dim is None
+    with pytest.raises(ConfigError, match=r"key 'model.dropout' must be in \[0, 1\), found 1.5"):
+        load_config(None, ["model.dropout=1.5"])
+    with pytest.raises(ConfigError, match=r"key 'model.relation_dim' must be at least 1 or null, found 0"):
+        load_config(None, ["model.relation_dim=0"])
+    with pytest.raises(ConfigError, match=r"unknown key 'model.relation_dims' \(did you mean 'relation_dim'\?\)"):
+        load_config(None, ["model.relation_dims=8"])
+
+
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("kgat-synthetic")
