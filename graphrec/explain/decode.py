@@ -98,13 +98,11 @@ class PathDecoder:
         as_tensor = lambda a: torch.as_tensor(np.asarray(a), device=device)  # noqa: E731
         self.offsets = as_tensor(graph.offsets)
         self.indptr, self.target = as_tensor(graph.indptr), as_tensor(graph.target)
-        self.keys = as_tensor(graph._keys())  # [E] source * R + relation, sorted
+        self.keys = as_tensor(graph.keys)  # [E] source * R + relation, sorted
         self.relation_mask = as_tensor(graph.relation_masks())  # [N, R]
         target_type = graph.relation_target_type()
         self.relation_target_type = as_tensor(target_type)  # [R]
-        into_item = graph.type_of(graph.target) == 1
-        source = np.repeat(np.arange(graph.num_nodes), np.diff(graph.indptr))
-        self.has_item_edge = as_tensor(np.bincount(source[into_item], minlength=graph.num_nodes) > 0)  # [N]
+        self.has_item_edge = as_tensor(graph.has_item_edge)  # [N]
         # Path schema, kept in both modes: which relations each hop may take.
         interacts = np.arange(num_relations) == 0
         self.schema = {

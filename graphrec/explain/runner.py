@@ -26,7 +26,7 @@ from graphrec.train import load_weights, plot_history
 from graphrec.utils import atomic_write_json, atomic_write_text, resolve_device
 
 
-def path_recommender(config: RunConfig, data, task: PathLMTask, device: torch.device) -> PathRecommender:
+def path_recommender(data, task: PathLMTask, device: torch.device) -> PathRecommender:
     """The path graph of the training split and an untrained model on ``device``."""
     graph = PathGraph.from_bundle(data.bundle, data.split.train, via_users=task.paths.via_users)
     return PathRecommender(build_path_model(graph, task).to(device), graph, task)
@@ -38,7 +38,7 @@ def run_path_lm(config: RunConfig, folder: Path, data, resume: bool):
 
     task = _task_for(config, folder, resume)
     device = resolve_device(config.train.device)
-    recommender = path_recommender(config, data, task, device)
+    recommender = path_recommender(data, task, device)
     ks, names = config.eval.ks, config.eval.metrics
     valid_users = _valid_users(data, task, config.seed)
 
@@ -82,7 +82,7 @@ def run_path_lm(config: RunConfig, folder: Path, data, resume: bool):
 def load_path_run(folder: Path, config: RunConfig, data, device: str = "cpu") -> PathRecommender:
     """The trained recommender of a finished path-LM run folder."""
     task = _read_task(folder / "task.yaml")
-    recommender = path_recommender(config, data, task, resolve_device(device))
+    recommender = path_recommender(data, task, resolve_device(device))
     load_weights(folder / "best.safetensors", recommender.model)
     return recommender
 

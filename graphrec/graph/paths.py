@@ -20,6 +20,7 @@ from the CSR arrays, and walks that break a rule (no edge, wrong end) are droppe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal, Sequence
 
 import numpy as np
@@ -131,9 +132,6 @@ class PathGraph:
         types = self.type_of(nodes)
         return types, np.asarray(nodes) - self.offsets[types]
 
-    def node_id(self, node_type: str, local_ids: np.ndarray | int) -> np.ndarray:
-        return np.asarray(local_ids) + self.offsets[self.node_types.index(node_type)]
-
     def relation_target_type(self) -> np.ndarray:
         """``[R]`` type position of each relation's target nodes."""
         return np.asarray([self.node_types.index(dst) for _, _, dst in self.relations], dtype=np.int64)
@@ -141,14 +139,33 @@ class PathGraph:
     def relation_masks(self) -> np.ndarray:
         """``[N, R]`` bool: which relations leave each node."""
         mask = np.zeros((self.num_nodes, len(self.relations)), dtype=bool)
-        source = np.repeat(np.arange(self.num_nodes), np.diff(self.indptr))
-        mask[source, self.relation] = True
+        mask[self.source, self.relation] = True
         return mask
+
+    @cached_property
+    def source(self) -> np.ndarray:
+        """``[E]`` global source id of each edge (the CSR rows, expanded)."""
+        return np.repeat(np.arange(self.num_nodes, dtype=np.int64), np.diff(self.indptr))
+
+    @cached_property
+    def keys(self) -> np.ndarray:
+        """``[E]`` sorted ``source * R + relation`` of each edge: ``(node, relation)`` ranges by binary search."""
+        return self.source * len(self.relations) + self.relation
+
+    @cached_property
+    def into_item(self) -> np.ndarray:
+        """``[E]`` bool: the edge enters an item."""
+        return self.type_of(self.target) == 1
+
+    @cached_property
+    def has_item_edge(self) -> np.ndarray:
+        """``[N]`` bool: the node has an edge into an item (a path can end one hop later)."""
+        return np.bincount(self.source[self.into_item], minlength=self.num_nodes) > 0
 
     def segments(self, nodes: np.ndarray, relations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Edge ranges ``[start, end)`` of ``(node, relation)`` pairs (empty where no such edge)."""
         nodes, relations = np.asarray(nodes, dtype=np.int64), np.asarray(relations, dtype=np.int64)
-        keys = self._keys()
+        keys = self.keys
         wanted = nodes * len(self.relations) + relations
         return np.searchsorted(keys, wanted, side="left"), np.searchsorted(keys, wanted, side="right")
 
@@ -167,12 +184,6 @@ class PathGraph:
         pos = np.searchsorted(self.seen_keys, keys)
         pos = np.minimum(pos, max(len(self.seen_keys) - 1, 0))
         return (self.seen_keys[pos] == keys) if len(self.seen_keys) else np.zeros(len(keys), dtype=bool)
-
-    def _keys(self) -> np.ndarray:
-        if not hasattr(self, "_key_cache"):
-            source = np.repeat(np.arange(self.num_nodes, dtype=np.int64), np.diff(self.indptr))
-            self._key_cache = source * len(self.relations) + self.relation  # sorted: CSR order
-        return self._key_cache
 
 
 @dataclass
@@ -245,15 +256,12 @@ class _StepTables:
     """Per node, the out-edges usable in the middle of a path and those into items, as CSR."""
 
     def __init__(self, graph: PathGraph) -> None:
-        target_type = graph.type_of(graph.target)
-        source = np.repeat(np.arange(graph.num_nodes), np.diff(graph.indptr))
-        into_item = target_type == 1
-        self.last = _sub_csr(graph.num_nodes, source, into_item)
+        source = graph.source
+        self.last = _sub_csr(graph.num_nodes, source, graph.into_item)
         # middle hops: not into users, and (for the hop before the last) only into nodes with an item edge
-        has_item_edge = np.bincount(source[into_item], minlength=graph.num_nodes) > 0
-        middle = target_type != 0
+        middle = graph.type_of(graph.target) != 0
         self.middle = _sub_csr(graph.num_nodes, source, middle)
-        self.before_last = _sub_csr(graph.num_nodes, source, middle & has_item_edge[graph.target])
+        self.before_last = _sub_csr(graph.num_nodes, source, middle & graph.has_item_edge[graph.target])
         # users: interactions only (relation 0)
         self.first = _sub_csr(graph.num_nodes, source, graph.relation == 0)
 
