@@ -7,7 +7,6 @@ epoch)``, so a resumed run draws exactly the paths an uninterrupted one would ha
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,7 +20,7 @@ from graphrec.graph.paths import PathGraph, sample_paths
 from graphrec.nn.path_lm import PAD, PathTransformer
 from graphrec.train.checkpoint import (capture_rng_state, load_weights, restore_rng_state, resume_checkpoint,
                                        save_checkpoint, save_weights)
-from graphrec.train.trainer import TrainResult
+from graphrec.train.trainer import EarlyStopping, TrainResult
 from graphrec.utils import atomic_write_json, seed_everything
 
 _RESUME_KEYS = ("batch_size", "lr", "weight_decay", "seed", "monitor", "eval_every", "patience")
@@ -62,12 +61,12 @@ class PathLMTrainer:
     def fit(self) -> TrainResult:
         model = self.model.to(self.device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        result, bad_evals, best_value = TrainResult(), 0, -math.inf
+        result, stopping = TrainResult(), EarlyStopping(self.monitor, self.patience)
         if self.resume:
             state = self._load(optimizer)
             result = TrainResult(state["history"], state["best_epoch"], state["best_metrics"],
                                  state["stopped_early"], state["epoch"])
-            bad_evals, best_value = state["bad_evals"], state["best_value"]
+            stopping.load_state_dict(state)
         else:
             seed_everything(self.seed)
         tokens = None
@@ -85,19 +84,13 @@ class PathLMTrainer:
                     metrics = {k: float(v) for k, v in self.eval_fn(model).items()}
                 model.train()
                 row.update(metrics)
-                if metrics[self.monitor] > best_value:
-                    best_value, bad_evals = metrics[self.monitor], 0
-                    result.best_epoch, result.best_metrics = epoch, dict(metrics)
-                    if self.run_dir is not None:
-                        save_weights(self.run_dir / "best.safetensors", model)
-                else:
-                    bad_evals += 1
-                    result.stopped_early = self.patience is not None and bad_evals >= self.patience
+                if stopping.update(epoch, metrics, result) and self.run_dir is not None:
+                    save_weights(self.run_dir / "best.safetensors", model)
             row["seconds"] = time.perf_counter() - start
             result.history.append(row)
             result.epochs_run = epoch
             if self.run_dir is not None:
-                self._save(optimizer, result, bad_evals, best_value)
+                self._save(optimizer, result, stopping)
         if self.run_dir is not None:
             if result.best_epoch is not None:
                 load_weights(self.run_dir / "best.safetensors", model)
@@ -126,11 +119,11 @@ class PathLMTrainer:
     def _config(self) -> dict:
         return {key: getattr(self, key) for key in _RESUME_KEYS}
 
-    def _save(self, optimizer, result: TrainResult, bad_evals: int, best_value: float) -> None:
+    def _save(self, optimizer, result: TrainResult, stopping: EarlyStopping) -> None:
         state = {
             "epoch": result.epochs_run, "history": result.history, "best_epoch": result.best_epoch,
-            "best_metrics": result.best_metrics, "best_value": best_value if math.isfinite(best_value) else None,
-            "bad_evals": bad_evals, "stopped_early": result.stopped_early, "config": self._config(),
+            "best_metrics": result.best_metrics, **stopping.state_dict(),
+            "stopped_early": result.stopped_early, "config": self._config(),
             "rng": capture_rng_state(),
         }
         save_checkpoint(self.run_dir / "checkpoint", self.model, optimizer, state)
@@ -139,8 +132,6 @@ class PathLMTrainer:
     def _load(self, optimizer) -> dict:
         state = resume_checkpoint(self.run_dir, self.model, optimizer, self._config())
         restore_rng_state(state["rng"])
-        if state["best_value"] is None:
-            state["best_value"] = -math.inf
         return state
 
 

@@ -56,6 +56,33 @@ class TrainResult:
     epochs_run: int = 0
 
 
+class EarlyStopping:
+    """The best value of a monitored metric (higher is better) and the evaluations since it improved."""
+
+    def __init__(self, monitor: str, patience: int | None) -> None:
+        self.monitor, self.patience = monitor, patience
+        self.best_value, self.bad_evals = -math.inf, 0
+
+    def update(self, epoch: int, metrics: dict[str, float], result: TrainResult) -> bool:
+        """Record one evaluation in ``result``; True when it is the best so far (its weights are to be kept)."""
+        value = metrics[self.monitor]
+        if value > self.best_value:  # NaN never improves
+            self.best_value, self.bad_evals = value, 0
+            result.best_epoch, result.best_metrics = epoch, dict(metrics)
+            return True
+        self.bad_evals += 1
+        result.stopped_early = self.patience is not None and self.bad_evals >= self.patience
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_value": self.best_value if math.isfinite(self.best_value) else None,
+                "bad_evals": self.bad_evals}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_value = -math.inf if state["best_value"] is None else state["best_value"]
+        self.bad_evals = state["bad_evals"]
+
+
 class Trainer:
     """Trains a model that follows the graphrec model interface (see ``graphrec.nn``).
 
@@ -121,12 +148,14 @@ class Trainer:
         generator = torch.Generator().manual_seed(self.seed)
         # Its own stream: seeded like the shuffle, the two generators would draw the same numbers.
         sampler = NegativeSampler(self.edges_cpu, self.model.num_users, self.model.num_items, seed=self.seed + 1)
-        result, step, bad_evals, best_value, best_weights = TrainResult(), 0, 0, -math.inf, None
+        result, step, best_weights = TrainResult(), 0, None
+        stopping = EarlyStopping(self.monitor, self.patience)
         if self.resume:
             state = self._load(optimizer, generator, sampler)
             result = TrainResult(state["history"], state["best_epoch"], state["best_metrics"],
                                  state["stopped_early"], state["epoch"])
-            step, bad_evals, best_value = state["global_step"], state["bad_evals"], state["best_value"]
+            step = state["global_step"]
+            stopping.load_state_dict(state)
         else:
             seed_everything(self.seed)
         loss_fn = LOSSES[self.loss]
@@ -150,19 +179,13 @@ class Trainer:
             if self.eval_fn is not None and epoch % self.eval_every == 0:
                 metrics = self._evaluate()
                 row.update(metrics)
-                value = metrics[self.monitor]
-                if value > best_value:  # NaN never improves
-                    best_value, bad_evals = value, 0
-                    result.best_epoch, result.best_metrics = epoch, dict(metrics)
+                if stopping.update(epoch, metrics, result):
                     best_weights = self._keep_best()
-                else:
-                    bad_evals += 1
-                    result.stopped_early = self.patience is not None and bad_evals >= self.patience
             row["seconds"] = time.perf_counter() - start
             result.history.append(row)
             result.epochs_run = epoch
             if self.run_dir is not None:
-                self._save(optimizer, generator, sampler, result, step, bad_evals, best_value)
+                self._save(optimizer, generator, sampler, result, step, stopping)
         self._restore_best(best_weights, result)
         return result
 
@@ -225,13 +248,12 @@ class Trainer:
         config["num_edges"] = self.edges_cpu.size(1)
         return config
 
-    def _save(self, optimizer, generator, sampler, result: TrainResult, step: int, bad_evals: int,
-              best_value: float) -> None:
+    def _save(self, optimizer, generator, sampler, result: TrainResult, step: int,
+              stopping: EarlyStopping) -> None:
         state = {
             "epoch": result.epochs_run, "global_step": step, "history": result.history,
             "best_epoch": result.best_epoch, "best_metrics": result.best_metrics,
-            "best_value": best_value if math.isfinite(best_value) else None,
-            "bad_evals": bad_evals, "stopped_early": result.stopped_early, "config": self._config(),
+            **stopping.state_dict(), "stopped_early": result.stopped_early, "config": self._config(),
             "rng": capture_rng_state(), "generator": generator.get_state(), "sampler": sampler.state_dict(),
         }
         save_checkpoint(self.run_dir / "checkpoint", self.model, optimizer, state)
@@ -242,6 +264,4 @@ class Trainer:
         generator.set_state(state["generator"])
         sampler.load_state_dict(state["sampler"])
         restore_rng_state(state["rng"])
-        if state["best_value"] is None:
-            state["best_value"] = -math.inf
         return state
