@@ -40,6 +40,17 @@ class SplitConfig:
 
 
 @dataclass
+class FeatureConfig:
+    """The layer-0 inputs of users and items (LightGCN): ID embeddings, text and attributes, fused."""
+
+    id: bool = True  # ID embeddings; false: text/attribute-only inputs where a type has them (cold items)
+    text: bool = False  # the graph's PLM text vectors (the recipe's text_features), projected
+    attributes: list[str] = field(default_factory=list)  # attribute fields, e.g. [genre]: mean of value embeddings
+    fusion: Literal["sum", "concat", "gate"] = "sum"
+    id_dropout: float = 0.0  # share of ID vectors zeroed per training step, so text learns to score alone
+
+
+@dataclass
 class ModelConfig:
     name: Literal["lightgcn", "mf", "popularity", "path_lm", "kgat"] = "lightgcn"
     embedding_dim: int = 64
@@ -47,6 +58,7 @@ class ModelConfig:
     relation_dim: int | None = None  # KGAT: size of the relation embeddings and projections; null = embedding_dim
     dropout: float = 0.1  # KGAT: message dropout after each propagation layer
     pretext: str | None = None  # path_lm: its task file, a name under pretext/ (e.g. path-lm) or a path
+    features: FeatureConfig = field(default_factory=FeatureConfig)
 
 
 @dataclass
@@ -70,6 +82,8 @@ class EvalConfig:
     ks: list[int] = field(default_factory=lambda: [10, 20])
     metrics: list[str] = field(default_factory=lambda: ["recall", "ndcg", "precision", "hr", "mrr", "map"])
     num_negatives: int = 100  # sampled protocol only
+    # all: rank every item; heldout: rank only the items of the evaluated split (the cold-item protocol)
+    candidates: Literal["all", "heldout"] = "all"
     chunk_size: int | None = None  # users per scoring chunk; None sizes it from the item count
 
 
@@ -101,6 +115,8 @@ class RunConfig:
             raise ValueError(f"key 'model.num_layers' must be >= 0, found {self.model.num_layers}")
         if self.model.relation_dim is not None and self.model.relation_dim < 1:
             raise ValueError(f"key 'model.relation_dim' must be at least 1 or null, found {self.model.relation_dim}")
+        if not 0 <= self.model.features.id_dropout < 1:
+            raise ValueError(f"key 'model.features.id_dropout' must be in [0, 1), found {self.model.features.id_dropout}")
         if not 0 <= self.model.dropout < 1:
             raise ValueError(f"key 'model.dropout' must be in [0, 1), found {self.model.dropout}")
         for name in self.eval.metrics:

@@ -28,17 +28,17 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from graphrec.config import RunConfig, dump_config, load_config
+from graphrec.config import FeatureConfig, RunConfig, dump_config, load_config
 from graphrec.data.splits import Split, split_interactions
 from graphrec.errors import CheckpointError, ConfigError
 from graphrec.eval import full_ranking, sampled_ranking, topk_items
 from graphrec.graph import GraphBundle, load_graph
 from graphrec.graph.recipe import find_recipe
-from graphrec.nn import KGAT, MF, DotProductHead, LightGCN, Popularity
+from graphrec.nn import KGAT, MF, DotProductHead, LightGCN, NodeEmbedding, Popularity
 from graphrec.schema import from_mapping
 from graphrec.train import Trainer, load_weights, plot_history
 from graphrec.utils import atomic_save_tensors, atomic_write_json, atomic_write_text, load_tensors, resolve_device, \
-    seed_everything
+    seed_everything, suggest
 
 logger = logging.getLogger("graphrec")
 
@@ -89,13 +89,46 @@ def build_model(config: RunConfig, bundle: GraphBundle) -> torch.nn.Module:
     if name == "kgat":
         return KGAT(num_users, num_items, bundle.graph, embedding_dim=dim, num_layers=config.model.num_layers,
                     relation_dim=config.model.relation_dim, dropout=config.model.dropout)
+    embedding = input_embedding(config, bundle)
+    if embedding is not None and name != "lightgcn":
+        raise ConfigError(f"key 'model.features': text and attribute inputs are built for lightgcn, not '{name}' "
+                          "(lightgcn with num_layers: 0 is matrix factorisation)")
     if name == "lightgcn":
-        return LightGCN(num_users, num_items, embedding_dim=dim, num_layers=config.model.num_layers)
+        return LightGCN(num_users, num_items, embedding_dim=dim, num_layers=config.model.num_layers,
+                        embedding=embedding)
     if name == "mf":
         return MF(num_users, num_items, embedding_dim=dim)
     if name == "popularity":
         return Popularity(num_users, num_items)
     raise ConfigError(f"key 'model.name': unknown model '{name}'")
+
+
+def input_embedding(config: RunConfig, bundle: GraphBundle) -> NodeEmbedding | None:
+    """The fused user/item inputs ``model.features`` asks for, or None for plain ID embeddings."""
+    features, graph = config.model.features, bundle.graph
+    if features == FeatureConfig():
+        return None
+    types = {"user": bundle.num_users, "item": bundle.num_items}
+    text = {t: graph[t].x_text for t in types if features.text and "x_text" in graph[t]}
+    if features.text and not text:
+        raise ConfigError(f"key 'model.features.text' is true, but the graph '{bundle.name}' has no text features on "
+                          "users or items; give its recipe text_features: {node_types: [item]} and an items.text")
+    attributes: dict[str, tuple[torch.Tensor, int]] = {}
+    known = sorted({r[4:] for s, r, _ in graph.edge_types if s in types and r.startswith("has_")})
+    for name in features.attributes:
+        owners = [s for s, r, _ in graph.edge_types if r == f"has_{name}" and s in types]
+        if not owners:
+            raise ConfigError(f"key 'model.features.attributes' names '{name}', which is not an attribute of users "
+                              f"or items in graph '{bundle.name}'{suggest(name, known)}; attributes: {known}")
+        index, num_values = attributes.get(owners[0], (torch.empty(2, 0, dtype=torch.long), 0))
+        field_index = graph[owners[0], f"has_{name}", name].edge_index
+        # Several fields of one type share a table: each field's values after the previous fields'.
+        index = torch.cat([index, field_index + torch.tensor([[0], [num_values]])], dim=1)
+        attributes[owners[0]] = (index, num_values + bundle.idmap.num_nodes(name))
+    id_types = set(types) if features.id else {t for t in types if t not in text and t not in attributes}
+    return NodeEmbedding(types, config.model.embedding_dim, id_types=id_types, text_dict=text,
+                         has_text_dict={t: graph[t].has_text for t in text}, attribute_dict=attributes,
+                         fusion=features.fusion, id_dropout=features.id_dropout)
 
 
 def score_function(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -121,13 +154,33 @@ def evaluate_model(model: torch.nn.Module, config: RunConfig, num_users: int, nu
     too_long = [k for k in config.eval.ks if k > num_items]
     if too_long:
         raise ConfigError(f"key 'eval.ks': cut-off {too_long[0]} is larger than the {num_items} items of the graph")
-    common = dict(score_fn=score_function(model), num_users=num_users, num_items=num_items,
+    score_fn = score_function(model)
+    if config.eval.candidates == "heldout":  # rank only the evaluated split's items (e.g. the cold ones)
+        score_fn = _restricted(score_fn, eval_edges[1].unique(), num_items)
+        too_long = [k for k in config.eval.ks if k > eval_edges[1].unique().numel()]
+        if too_long:
+            raise ConfigError(f"key 'eval.ks': cut-off {too_long[0]} is larger than the "
+                              f"{eval_edges[1].unique().numel()} held-out items ranked by eval.candidates: heldout")
+    common = dict(score_fn=score_fn, num_users=num_users, num_items=num_items,
                   eval_edge_index=eval_edges, exclude_edge_indices=exclude, ks=config.eval.ks,
                   names=config.eval.metrics, chunk_size=config.eval.chunk_size)
     if config.eval.protocol == "sampled":
         return sampled_ranking(**common, num_negatives=config.eval.num_negatives, seed=config.seed)
     tensors = [*model.parameters(), *model.buffers()]
     return full_ranking(**common, device=tensors[0].device if tensors else "cpu")
+
+
+def _restricted(score_fn: Callable[[torch.Tensor], torch.Tensor], candidates: torch.Tensor,
+                num_items: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``score_fn`` with every item outside ``candidates`` scored -inf, i.e. never ranked."""
+    outside = torch.ones(num_items, dtype=torch.bool)
+    outside[candidates] = False
+
+    def score_fn_restricted(users: torch.Tensor) -> torch.Tensor:
+        scores = score_fn(users)
+        return scores.masked_fill(outside.to(scores.device), float("-inf"))
+
+    return score_fn_restricted
 
 
 def run(config: RunConfig | dict | str | Path, *, resume: bool = False, overwrite: bool = False,

@@ -60,8 +60,10 @@ def from_mapping(cls: type, payload: Any, where: str, prefix: str = "") -> Any:
     for key in payload:
         if key not in fields:
             dotted = f"{prefix}.{key}" if prefix else str(key)
+            # YAML 1.1 reads a bare on/off/yes/no key as a boolean.
+            hint = " (YAML reads a bare on, off, yes or no as a boolean)" if isinstance(key, bool) else ""
             raise ConfigError(
-                f"{where}: unknown key '{dotted}'{suggest(str(key), fields)}; valid keys here: {', '.join(fields)}"
+                f"{where}: unknown key '{dotted}'{hint}{suggest(str(key), fields)}; valid keys here: {', '.join(fields)}"
             )
     kwargs = {}
     for name, field in fields.items():

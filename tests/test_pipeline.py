@@ -85,3 +85,32 @@ def test_resume_without_checkpoint_and_existing_folder(synthetic_root, tmp_path)
     with pytest.raises(ConfigError, match="run folder exists; pass --overwrite"):
         run(config_for(synthetic_root, tmp_path, output={"name": "twice"}, train={"epochs": 1}))
     run(config_for(synthetic_root, tmp_path, output={"name": "twice"}, train={"epochs": 1}), overwrite=True)
+
+
+def test_cold_items_are_ranked_by_their_attributes_not_by_chance(synthetic_root, tmp_path):
+    """Cold-item protocol: ID vectors of unseen items carry nothing; genre and tag inputs do."""
+    recall = {}
+    for name, features in (("id", {}), ("attributes", {"id": False, "attributes": ["genre", "tag"]}),
+                           ("gate", {"attributes": ["genre", "tag"], "fusion": "gate", "id_dropout": 0.3})):
+        result = run(config_for(synthetic_root, tmp_path, split={"method": "cold_item"},
+                                eval={"candidates": "heldout", "ks": [5, 10]}, train={"monitor": "recall@10"},
+                                model={"features": features}, output={"name": name}))
+        recall[name] = result.test_metrics["recall@10"]
+    num_cold = 15  # 10% of the 150 items
+    assert abs(recall["id"] - 10 / num_cold) < 0.15  # about what a random order gets
+    assert recall["attributes"] > recall["id"] + 0.1
+    assert recall["gate"] > recall["id"] + 0.1
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({"features": {"text": True}}, r"'model.features.text' is true, but the graph 'synthetic' has no text features"),
+        ({"features": {"attributes": ["genres"]}},
+         r"'model.features.attributes' names 'genres'.*\(did you mean 'genre'\?\)"),
+        ({"name": "mf", "features": {"attributes": ["genre"]}}, r"text and attribute inputs are built for lightgcn"),
+    ],
+)
+def test_bad_feature_configs(synthetic_root, tmp_path, model, message):
+    with pytest.raises(ConfigError, match=message):
+        run(config_for(synthetic_root, tmp_path, model=model))

@@ -79,6 +79,17 @@ class IdMap:
         """Display name of a node, falling back to its raw id."""
         return self._names.get(node_type, {}).get(int(index)) or self.raw(node_type, index)
 
+    def texts(self, node_type: str) -> list[str]:
+        """Every node's display name ("" where a named type lacks one); a type without names gives its raw ids.
+
+        Entity ids like ``m.0abc`` say nothing, so a named type never falls back to them; the values of an
+        attribute such as genre are their own names.
+        """
+        names = self._names.get(node_type)
+        if not names:
+            return self.raw_ids(node_type)
+        return [names.get(index, "") for index in range(self.num_nodes(node_type))]
+
     def index_of(self, node_type: str, raw_id: str) -> int:
         """Int of one raw id; an unknown id raises a :class:`DataError` that suggests a close one."""
         if node_type not in self._index:

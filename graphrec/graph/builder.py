@@ -28,9 +28,10 @@ from graphrec.data.readers import (
     require_values,
     row_location,
 )
-from graphrec.errors import DataError
+from graphrec.errors import ConfigError, DataError
 from graphrec.graph.bundle import SPLIT_CODES, GraphBundle, Interactions
-from graphrec.graph.recipe import MultiColumn, Recipe, Source, resolve_source
+from graphrec.graph.recipe import MultiColumn, Recipe, Source, TextFeatures, resolve_source
+from graphrec.utils import suggest
 
 logger = logging.getLogger("graphrec")
 
@@ -88,8 +89,10 @@ class _Builder:
     # ----------------------------------------------------------------- tables
     def node_table(self, node_type: str, table, key: str) -> None:
         # Only the id must be filled: a missing name or attribute value is simply absent.
-        frame = self.read(table, key, [table.id, table.name] + [_column(spec) for spec in table.attributes.values()],
-                          filled=[table.id])
+        frame = self.read(table, key, [table.id], filled=[table.id])
+        for index, joined in enumerate(table.join):
+            frame = self.join(frame, joined, f"{key}.join[{index}]")
+        require_columns(frame, [c for c in [table.name] + [_column(s) for s in table.attributes.values()] if c], key)
         duplicated = frame[table.id].duplicated().to_numpy()
         if duplicated.any():
             position = int(np.argmax(duplicated))
@@ -115,9 +118,29 @@ class _Builder:
         if table.text:
             self.texts[node_type] = dict(zip(ids.tolist(), _render(table.text, frame, key)))
 
+    def join(self, frame: pd.DataFrame, joined, key: str) -> pd.DataFrame:
+        """``frame`` with the columns of ``joined`` added where ``joined[key] == frame[column]`` ("" where none matches).
+
+        A column both tables have keeps the node table's values; the joined one is renamed ``<name>_joined``.
+        """
+        require_columns(frame, [joined.column], f"{key}.column")
+        other = self.read(joined, key, [joined.key], filled=[joined.key])
+        duplicated = other[joined.key].duplicated().to_numpy()
+        if duplicated.any():
+            position = int(np.argmax(duplicated))
+            raise DataError(f"{row_location(other, position)}: key '{other[joined.key].iloc[position]}' appears twice "
+                            f"in column '{joined.key}' (a joined table needs one row per key; recipe key {key})")
+        merged = frame.merge(other, how="left", left_on=joined.column, right_on=joined.key, suffixes=("", "_joined"))
+        merged.index, merged.attrs = frame.index, frame.attrs
+        return merged.fillna("")
+
     def interactions(self) -> Interactions:
         table = self.recipe.interactions
-        frame = self.read(table, "interactions", [table.user, table.item, table.rating, table.timestamp])
+        frame = self.read(table, "interactions", [table.user, table.item, table.rating, table.timestamp,
+                                                  table.sequence],
+                          filled=[table.user, table.item, table.rating, table.timestamp])  # a history may be empty
+        if table.sequence:
+            frame = _expand_sequences(frame, table.user, table.item, table.sequence, table.sequence_sep)
         policy = self.policy(table)
         keep = np.ones(len(frame), dtype=bool)
         if self.recipe.users is not None:
@@ -132,6 +155,8 @@ class _Builder:
             items = self.idmap.add("item", frame[table.item].to_numpy())
         rating = numeric_column(frame, table.rating) if table.rating else None
         timestamp = numeric_column(frame, table.timestamp, allow_negative=False) if table.timestamp else None
+        if table.sequence:  # the position in the expanded table: history first, then the row's item
+            timestamp = np.arange(len(frame), dtype=np.float64)
         if table.min_rating is not None and rating is None:
             raise DataError("recipe key 'interactions.min_rating' needs 'interactions.rating' to name a column")
         given = self.split_labels(table, frame)
@@ -262,8 +287,12 @@ class _Builder:
         return data
 
 
-def build(recipe: Recipe, data_root: str | Path) -> GraphBundle:
-    """Read every table a recipe names and build the graph (no cache; see :func:`graphrec.graph.load_graph`)."""
+def build(recipe: Recipe, data_root: str | Path, text_cache_dir: str | Path | None = None) -> GraphBundle:
+    """Read every table a recipe names and build the graph (no cache; see :func:`graphrec.graph.load_graph`).
+
+    ``text_cache_dir`` keeps the encoded text features of ``text_features``, so that rebuilding a graph
+    whose texts did not change encodes nothing.
+    """
     builder = _Builder(recipe, Path(data_root))
     if recipe.users is not None:
         builder.node_table("user", recipe.users, "users")
@@ -280,14 +309,66 @@ def build(recipe: Recipe, data_root: str | Path) -> GraphBundle:
         node_type: [by_index.get(i, "") for i in range(builder.idmap.num_nodes(node_type))]
         for node_type, by_index in builder.texts.items()
     }
+    graph = builder.graph()
+    if recipe.text_features is not None:
+        add_text_features(graph, texts, builder.idmap, recipe.text_features, text_cache_dir)
     return GraphBundle(
         name=recipe.name,
-        graph=builder.graph(),
+        graph=graph,
         interactions=interactions,
         idmap=builder.idmap,
         texts=texts,
         dropped=builder.dropped,
     )
+
+
+def add_text_features(graph: HeteroData, texts: dict[str, list[str]], idmap: IdMap, features: TextFeatures,
+                      cache_dir: str | Path | None = None) -> None:
+    """Encode each listed node type's text into ``graph[t].x_text`` ``[N, P]`` and ``graph[t].has_text`` ``[N]``.
+
+    Users and items take their recipe template's text, other types their display names. A node with
+    no text gets a zero row and ``has_text`` False, so a model can give it a learned vector instead.
+    """
+    from graphrec.text import TextEncoder
+
+    encoder = None
+    for node_type in features.node_types:
+        if node_type not in idmap.node_types:
+            raise ConfigError(f"recipe key 'text_features.node_types' names '{node_type}', which is not a node "
+                              f"type of this graph{suggest(node_type, idmap.node_types)}; node types: "
+                              f"{idmap.node_types}")
+        node_texts = texts[node_type] if node_type in texts else idmap.texts(node_type)
+        has_text = np.fromiter((bool(text.strip()) for text in node_texts), dtype=bool, count=len(node_texts))
+        encoder = encoder or TextEncoder(features.model, pooling=features.pooling, max_length=features.max_length,
+                                         batch_size=features.batch_size, cache_dir=cache_dir)
+        rows = np.flatnonzero(has_text)
+        vectors = torch.zeros(len(node_texts), encoder.dim)
+        if len(rows):
+            vectors[torch.from_numpy(rows)] = encoder.encode([node_texts[i] for i in rows])
+        graph[node_type].x_text = vectors
+        graph[node_type].has_text = torch.from_numpy(has_text)
+        logger.info("text features of %s: %d of %d nodes have text (%s)", node_type, len(rows), len(node_texts),
+                    "cached" if encoder.last_from_cache else "encoded")
+
+
+def _expand_sequences(frame: pd.DataFrame, user: str, item: str, sequence: str, sep: str) -> pd.DataFrame:
+    """One row per item of each row's ``sequence`` cell, then one for its ``item``: a user's items in order.
+
+    The index keeps each row's line number, and the per-file row counts grow with the expansion, so
+    :func:`row_location` still names the file and line a bad id came from.
+    """
+    parts = frame[sequence].str.split(sep, regex=False)
+    history = [[value for value in cell if value] for cell in parts]  # "" (no history) gives []
+    lengths = np.fromiter((len(cell) + 1 for cell in history), dtype=np.int64, count=len(history))
+    items = [value for cell, last in zip(history, frame[item].tolist()) for value in (*cell, last)]
+    expanded = pd.DataFrame({user: np.repeat(frame[user].to_numpy(), lengths), item: items},
+                            index=np.repeat(frame.index.to_numpy(), lengths))
+    counts, start = [], 0
+    for path, count in frame.attrs.get("files", []):
+        counts.append((path, int(lengths[start:start + count].sum())))
+        start += count
+    expanded.attrs["files"] = counts
+    return expanded
 
 
 def _column(spec: str | MultiColumn) -> str:
@@ -298,8 +379,6 @@ def _render(template: str, frame: pd.DataFrame, key: str) -> list[str]:
     fields = [name for _, name, _, _ in string.Formatter().parse(template) if name]
     for name in fields:
         if name not in frame.columns:
-            from graphrec.utils import suggest
-
             raise DataError(
                 f"recipe key '{key}.text': placeholder '{{{name}}}' is not a column{suggest(name, frame.columns)}; "
                 f"columns: {list(frame.columns)}"

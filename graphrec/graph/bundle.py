@@ -19,6 +19,8 @@ INTERACTS = ("user", "interacts", "item")
 REV_INTERACTS = ("item", "rev_interacts", "user")
 FORMAT_VERSION = 1
 SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}  # Interactions.split values
+# Node attributes a graph may carry: PLM text vectors [N, P] and which nodes have text [N] (recipe text_features).
+NODE_FEATURES = ("x_text", "has_text")
 
 
 @dataclass
@@ -48,7 +50,8 @@ class GraphBundle:
     Attributes:
         name: the recipe's name.
         graph: every node type (``num_nodes`` set) and every side relation with its reverse;
-            no interaction edges.
+            no interaction edges. Node types listed in the recipe's ``text_features`` also hold
+            ``x_text`` ``[N, P]`` (float32) and ``has_text`` ``[N]`` (bool).
         interactions: the user-item interactions, apart from the graph until a split picks training rows.
         idmap: raw ids and display names.
         texts: per node type, one text per node ("" where the recipe gives none).
@@ -112,6 +115,10 @@ class GraphBundle:
 
     def _write(self, folder: Path) -> None:
         tensors = {f"edge|{s}|{r}|{d}": self.graph[s, r, d].edge_index for s, r, d in self.graph.edge_types}
+        for node_type in self.graph.node_types:
+            for name in NODE_FEATURES:
+                if name in self.graph[node_type]:
+                    tensors[f"node|{node_type}|{name}"] = self.graph[node_type][name]
         tensors["inter|user"] = torch.from_numpy(self.interactions.user)
         tensors["inter|item"] = torch.from_numpy(self.interactions.item)
         if self.interactions.rating is not None:
@@ -147,6 +154,8 @@ class GraphBundle:
             kind, *rest = key.split("|")
             if kind == "edge":
                 graph[tuple(rest)].edge_index = tensor
+            elif kind == "node" and len(rest) == 2 and rest[1] in NODE_FEATURES:
+                graph[rest[0]][rest[1]] = tensor
         if "inter|user" not in tensors:
             raise CheckpointError(f"{folder / 'graph.safetensors'}: no interactions stored")
         interactions = Interactions(

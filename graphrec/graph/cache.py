@@ -39,6 +39,10 @@ def recipe_sources(recipe: Recipe):
         table = getattr(recipe, key)
         if table is not None:
             yield key, table
+    for key in ("users", "items"):
+        table = getattr(recipe, key)
+        for index, joined in enumerate(table.join if table is not None else ()):
+            yield f"{key}.join[{index}]", joined
     if recipe.kg is not None:
         for key in ("entity_names", "relation_names"):
             if getattr(recipe.kg, key) is not None:
@@ -62,13 +66,14 @@ def load_graph(recipe: str | Path | Recipe, data_root: str | Path = "data", cach
     if not isinstance(recipe, Recipe):
         recipe, _ = load_recipe(recipe)
     data_root = Path(data_root)
-    folder = Path(cache_dir or default_cache_dir()) / f"{recipe.name}-{cache_key(recipe, data_root)}"
+    cache_root = Path(cache_dir or default_cache_dir())
+    folder = cache_root / f"{recipe.name}-{cache_key(recipe, data_root)}"
     if not rebuild and (folder / "meta.json").is_file():
         try:
             return GraphBundle.load(folder)
         except GraphrecError as exc:
             logger.warning("cached graph %s is unreadable (%s); rebuilding", folder, exc)
-    bundle = build(recipe, data_root)
+    bundle = build(recipe, data_root, text_cache_dir=cache_root / "text")
     try:
         bundle.save(folder)
     except OSError as exc:  # a read-only cache must not stop the run

@@ -62,6 +62,21 @@ class InteractionsTable(Source):
     # One label per file of ``path`` ("train", "valid" or "test"): the data's own split, used by
     # ``split.method: given``.
     split_by_file: list[Literal["train", "valid", "test"]] | None = None
+    # A column of items the user had before ``item``, split by ``sequence_sep`` (RecBole / UniSRec sequence
+    # files): the row stands for the whole sequence, history then ``item``, in that order.
+    sequence: str | None = None
+    sequence_sep: str = " "
+
+
+@dataclass
+class JoinTable(Source):
+    """Columns from another file, joined to a node table where its ``key`` equals the table's ``column``.
+
+    (Not ``on``: YAML reads a bare ``on`` key as the boolean true.)
+    """
+
+    column: str = "id"
+    key: str = "id"
 
 
 @dataclass
@@ -71,7 +86,23 @@ class NodeTable(Source):
     id: str = "id"
     name: str | None = None
     attributes: dict[str, str | MultiColumn] = field(default_factory=dict)
-    text: str | None = None
+    text: str | None = None  # a template of columns, e.g. "{title} ({year}). Genres: {genres}"
+    join: list[JoinTable] = field(default_factory=list)  # more columns (names, text, attributes) from other files
+
+
+@dataclass
+class TextFeatures:
+    """Node text encoded by a pre-trained language model into ``data[node_type].x_text``.
+
+    An item or user's text is its table's ``text`` template; any other node type's text is its
+    display name (KG entity names, tag names, attribute values).
+    """
+
+    node_types: list[str]
+    model: str | None = None  # a local Hugging Face model folder; null: the packaged all-MiniLM-L6-v2
+    pooling: Literal["mean", "cls"] = "mean"
+    max_length: int = 64
+    batch_size: int = 64
 
 
 @dataclass
@@ -131,6 +162,7 @@ class Recipe:
     on_unknown_id: UnknownIdPolicy = "error"
     # Explanations: relation name -> [forward] or [forward, reverse] sentence with {head} and {tail}.
     phrases: dict[str, list[str]] = field(default_factory=dict)
+    text_features: TextFeatures | None = None
 
     def __post_init__(self) -> None:
         reserved = {"user", "item", "entity"}
@@ -149,6 +181,22 @@ class Recipe:
                 if unknown:
                     raise ValueError(f"key 'phrases.{relation}': placeholder '{{{sorted(unknown)[0]}}}' is not "
                                      f"one of {{head}}, {{tail}}")
+        table = self.interactions
+        if table.sequence is not None and (table.timestamp is not None or table.rating is not None):
+            raise ValueError("key 'interactions.sequence' excludes 'interactions.timestamp' and 'interactions.rating': "
+                             "a sequence row orders its items by position and has one rating cell for all of them")
+        if self.text_features is not None:
+            features = self.text_features
+            if not features.node_types:
+                raise ValueError("key 'text_features.node_types' must name at least one node type, e.g. [item]")
+            if features.max_length < 1 or features.batch_size < 1:
+                raise ValueError("keys 'text_features.max_length' and 'text_features.batch_size' must be at least 1")
+            for node_type in ("user", "item"):
+                table = self.users if node_type == "user" else self.items
+                if node_type in features.node_types and (table is None or not table.text):
+                    key = "users" if node_type == "user" else "items"
+                    raise ValueError(f"key 'text_features.node_types' lists '{node_type}', so '{key}.text' must "
+                                     f"give its text template, e.g. \"{{title}}\"")
         if self.item_entity is not None and self.kg is None:
             raise ValueError("key 'item_entity' links items to KG entities, so the recipe needs a 'kg' table too")
 

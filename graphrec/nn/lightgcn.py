@@ -158,6 +158,9 @@ class LightGCN(torch.nn.Module):
         alpha (float or sequence of float, optional): One weight for every layer,
             or :math:`L+1` weights. ``None`` takes the layer mean. (default: ``None``)
         init_std (float, optional): Std of the normal initialisation. (default: ``0.1``)
+        embedding (NodeEmbedding, optional): The layer-0 inputs of ``"user"`` and ``"item"``,
+            e.g. ID embeddings fused with item text; by default plain ID embeddings.
+            (default: ``None``)
     """
 
     trainable = True
@@ -170,13 +173,21 @@ class LightGCN(torch.nn.Module):
         num_layers: int = 3,
         alpha: float | Sequence[float] | Tensor | None = None,
         init_std: float = 0.1,
+        embedding: NodeEmbedding | None = None,
     ) -> None:
         super().__init__()
         self.num_users = num_users
         self.num_items = num_items
         self.embedding_dim = embedding_dim
         self.num_layers = num_layers
-        self.embedding = NodeEmbedding({"user": num_users, "item": num_items}, embedding_dim, init_std)
+        if embedding is None:
+            embedding = NodeEmbedding({"user": num_users, "item": num_items}, embedding_dim, init_std)
+        expected = {"user": num_users, "item": num_items}
+        if {t: embedding.num_nodes_dict.get(t) for t in expected} != expected or \
+                embedding.embedding_dim != embedding_dim:
+            raise ValueError(f"embedding has {embedding.num_nodes_dict} nodes of size {embedding.embedding_dim}; "
+                             f"expected {expected} of size {embedding_dim}")
+        self.embedding = embedding
         self.register_buffer("layer_weights", layer_weights(alpha, num_layers), persistent=False)
         self.register_buffer("adjacency", None, persistent=False)  # set by set_graph
 
@@ -185,9 +196,15 @@ class LightGCN(torch.nn.Module):
         self.embedding.reset_parameters()
 
     def set_graph(self, edge_index: Tensor) -> None:
-        """Builds and stores :math:`\\hat{\\mathbf{A}}` from the ``[2, E]`` training interactions."""
-        device = self.embedding("user").device
+        """Builds and stores :math:`\\hat{\\mathbf{A}}` from the ``[2, E]`` training interactions.
+
+        Users and items without a training interaction are marked untrained in the embedding, so
+        that a cold item is scored by its text or attributes rather than by a random ID vector.
+        """
+        device = self.layer_weights.device
         self.adjacency = normalized_bipartite_adjacency(edge_index.to(device), self.num_users, self.num_items)
+        for node_type, ids, count in (("user", edge_index[0], self.num_users), ("item", edge_index[1], self.num_items)):
+            self.embedding.set_untrained(node_type, torch.bincount(ids.to(device), minlength=count) == 0)
 
     def ego_embeddings(self) -> tuple[Tensor, Tensor]:
         """Layer-0 embeddings ``(user [U, D], item [I, D])``."""

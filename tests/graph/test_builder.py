@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from graphrec.data.splits import split_interactions
+from graphrec.data.splits import leave_one_out, split_interactions
 from graphrec.errors import ConfigError, DataError
 from graphrec.graph import INTERACTS, REV_INTERACTS, GraphBundle, build, load_graph, load_recipe
 from tests.conftest import write_tiny
@@ -207,3 +207,57 @@ def test_phrases_are_checked(tmp_path):
     recipe = write_tiny(tmp_path, recipe_extra="phrases:\n  interacts: ['You saw {item}.']\n")
     with pytest.raises(ConfigError, match="placeholder '\\{item\\}' is not one of"):
         load_recipe(recipe)
+
+
+# ---------------------------------------------------------------- sequences and joins
+SEQUENCE_FILES = {
+    "seq.inter": "user_id:token\titem_id_list:token_seq\titem_id:token\nA\t0 1 2\t3\nB\t\t1\nC\t2 0\t2\n",
+    "items.tsv": "asin\tindex\nX0\t0\nX1\t1\nX2\t2\nX3\t3\n",
+    "text.tsv": "item_id\ttext\nX1\tsecond item\nX0\tfirst item\nX3\tfourth item\n",
+}
+SEQUENCE_RECIPE = """\
+name: seq
+interactions: {path: seq.inter, user: user_id, item: item_id, sequence: item_id_list}
+items:
+  path: items.tsv
+  id: index
+  join:
+    - {path: text.tsv, column: asin, key: item_id}
+  text: "{text}"
+"""
+
+
+def write_files(root, files, recipe):
+    for name, text in files.items():
+        (root / name).write_text(text)
+    (root / "r.yaml").write_text(recipe)
+    return load_recipe(root / "r.yaml")[0]
+
+
+def test_sequence_rows_expand_in_order_and_join_adds_text(tmp_path):
+    bundle = build(write_files(tmp_path, SEQUENCE_FILES, SEQUENCE_RECIPE), tmp_path)
+    inter, idmap = bundle.interactions, bundle.idmap
+    by_user = {}
+    for row in np.argsort(inter.timestamp, kind="stable"):
+        by_user.setdefault(idmap.raw("user", inter.user[row]), []).append(idmap.raw("item", inter.item[row]))
+    # A repeated item keeps its latest position (one interaction per user and item).
+    assert by_user == {"A": ["0", "1", "2", "3"], "B": ["1"], "C": ["0", "2"]}
+    split = leave_one_out(inter.user, inter.timestamp)
+    assert sorted(idmap.raw("item", inter.item[r]) for r in split.test if idmap.raw("user", inter.user[r]) == "A") == ["3"]
+    texts = dict(zip(idmap.raw_ids("item"), bundle.texts["item"]))
+    assert texts == {"0": "first item", "1": "second item", "2": "", "3": "fourth item"}
+
+
+def test_sequence_unknown_item_names_file_and_line(tmp_path):
+    files = {**SEQUENCE_FILES, "seq.inter": SEQUENCE_FILES["seq.inter"].replace("2 0\t2", "2 9\t2")}
+    with pytest.raises(DataError, match=r"seq.inter:4: column 'item_id' has item id '9' that the items table"):
+        build(write_files(tmp_path, files, SEQUENCE_RECIPE), tmp_path)
+
+
+def test_join_with_duplicate_keys_and_missing_column(tmp_path):
+    files = {**SEQUENCE_FILES, "text.tsv": SEQUENCE_FILES["text.tsv"] + "X1\tagain\n"}
+    with pytest.raises(DataError, match=r"text.tsv:5: key 'X1' appears twice in column 'item_id'.*items.join\[0\]"):
+        build(write_files(tmp_path, files, SEQUENCE_RECIPE), tmp_path)
+    recipe = SEQUENCE_RECIPE.replace("column: asin", "column: sku")
+    with pytest.raises(DataError, match=r"no column 'sku' \(named by recipe key items.join\[0\].column\)"):
+        build(write_files(tmp_path, SEQUENCE_FILES, recipe), tmp_path)

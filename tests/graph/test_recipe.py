@@ -38,6 +38,15 @@ def test_every_shipped_recipe_loads():
         (MINIMAL + "  format: xlsx\n", r"key 'interactions.format' is 'xlsx'"),
         ("name: x\ninteractions: [a, b]\n", r"key 'interactions' must be a mapping"),
         ("name: x\n  interactions: 1\n", r"r.yaml:2:\d+: malformed YAML"),
+        (MINIMAL + "  sequence: history\n  timestamp: ts\n",
+         r"'interactions.sequence' excludes 'interactions.timestamp' and 'interactions.rating'"),
+        (MINIMAL + "text_features:\n  node_types: []\n", r"'text_features.node_types' must name at least one"),
+        (MINIMAL + "text_features:\n  node_types: [item]\n",
+         r"lists 'item', so 'items.text' must give its text template"),
+        (MINIMAL + "text_features:\n  node_types: [entity]\n  pooling: max\n",
+         r"key 'text_features.pooling' is 'max'; choose one of 'mean', 'cls'"),
+        (MINIMAL + "items:\n  path: i.csv\n  join:\n    - {path: t.csv, on: asin}\n",
+         r"unknown key 'items.join\[0\].True' \(YAML reads a bare on, off, yes or no as a boolean\)"),
     ],
 )
 def test_bad_recipes(tmp_path, text, message):
