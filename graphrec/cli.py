@@ -145,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from graphrec.pipeline import evaluate_model, load_run
 
-    config, data, model = load_run(args.run)
+    config, data, model = load_run(args.run, history="train+valid" if args.part == "test" else "train")
     edges, exclude = (data.test, [data.train, data.valid]) if args.part == "test" else (data.valid, [data.train])
     if config.model.name == "path_lm":  # ranked by decoded paths: its own protocol, with explanation metrics
         metrics = model.evaluate(edges, exclude=exclude[1:], ks=config.eval.ks, names=config.eval.metrics,

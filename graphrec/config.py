@@ -52,13 +52,20 @@ class FeatureConfig:
 
 @dataclass
 class ModelConfig:
-    name: Literal["lightgcn", "mf", "popularity", "path_lm", "kgat"] = "lightgcn"
+    name: Literal["lightgcn", "mf", "popularity", "path_lm", "kgat", "sasrec"] = "lightgcn"
     embedding_dim: int = 64
-    num_layers: int = 3  # LightGCN / KGAT propagation layers
+    num_layers: int = 3  # LightGCN / KGAT propagation layers; SASRec self-attention blocks
+    num_heads: int = 1  # SASRec attention heads
+    max_length: int = 50  # SASRec: the most recent items of a user's history it reads
     relation_dim: int | None = None  # KGAT: size of the relation embeddings and projections; null = embedding_dim
-    dropout: float = 0.1  # KGAT: message dropout after each propagation layer
+    dropout: float = 0.1  # KGAT: message dropout after each propagation layer; SASRec: dropout
     pretext: str | None = None  # path_lm: its task file, a name under pretext/ (e.g. path-lm) or a path
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    # Item ID embeddings start random or from the PLM vectors of the item texts, projected (SASRec, LightGCN)
+    item_init: Literal["random", "text"] = "random"
+    # item_init: text: a PLM folder to encode the item texts with (e.g. one `graphrec text tune` wrote);
+    # null: the graph's own text features (the recipe's text_features model)
+    text_model: str | None = None
 
 
 @dataclass
@@ -111,6 +118,9 @@ class RunConfig:
                            ("eval.num_negatives", self.eval.num_negatives), ("train.eval_every", self.train.eval_every)):
             if value < 1:
                 raise ValueError(f"key '{key}' must be at least 1, found {value}")
+        if self.model.num_heads < 1 or self.model.max_length < 1:
+            raise ValueError(f"keys 'model.num_heads' and 'model.max_length' must be at least 1, found "
+                             f"{self.model.num_heads}, {self.model.max_length}")
         if self.model.num_layers < 0:
             raise ValueError(f"key 'model.num_layers' must be >= 0, found {self.model.num_layers}")
         if self.model.relation_dim is not None and self.model.relation_dim < 1:

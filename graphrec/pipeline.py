@@ -132,7 +132,13 @@ def input_embedding(config: RunConfig, bundle: GraphBundle) -> NodeEmbedding | N
 
 
 def score_function(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Propagate once (no gradients) and return ``score_fn(user_ids [B]) -> scores [B, num_items]``."""
+    """Propagate once (no gradients) and return ``score_fn(user_ids [B]) -> scores [B, num_items]``.
+
+    A model that scores users itself (``score_users``, e.g. a sequential model reading each user's
+    history) is asked directly.
+    """
+    if hasattr(model, "score_users"):
+        return model.score_users
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -203,6 +209,11 @@ def run(config: RunConfig | dict | str | Path, *, resume: bool = False, overwrit
 
         _write_run_files(folder, config, data)
         return run_path_lm(config, folder, data, resume)
+    if config.model.name == "sasrec":
+        from graphrec.sequential import run_sasrec
+
+        _write_run_files(folder, config, data)
+        return run_sasrec(config, folder, data, resume)
     model = build_model(config, bundle)
     _write_run_files(folder, config, data)
 
@@ -216,7 +227,12 @@ def run(config: RunConfig | dict | str | Path, *, resume: bool = False, overwrit
         monitor=config.train.monitor, eval_every=config.train.eval_every, patience=config.train.patience,
         run_dir=folder, resume=resume, progress=config.train.progress,
     )
-    trained = trainer.fit()
+    return finish_run(config, folder, model, data, trainer.fit())
+
+
+def finish_run(config: RunConfig, folder: Path, model: torch.nn.Module, data: Prepared, trained) -> Result:
+    """Test the trained ``model``, write ``metrics.json`` and the training curve; the run's :class:`Result`."""
+    bundle = data.bundle
     started = time.perf_counter()
     test_metrics = evaluate_model(model, config, bundle.num_users, bundle.num_items, data.test,
                                   [data.train, data.valid])
@@ -244,10 +260,13 @@ def run(config: RunConfig | dict | str | Path, *, resume: bool = False, overwrit
     return result
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[RunConfig, Prepared, torch.nn.Module]:
+def load_run(run_dir: str | Path, device: str = "cpu", history: str = "all"
+             ) -> tuple[RunConfig, Prepared, torch.nn.Module]:
     """Rebuild a finished run's config, data split and best model from its folder.
 
-    For a ``path_lm`` run the model is a :class:`graphrec.explain.PathRecommender`.
+    For a ``path_lm`` run the model is a :class:`graphrec.explain.PathRecommender`; for a
+    ``sasrec`` run a :class:`graphrec.sequential.SequenceScorer` reading each user's ``history``
+    (``train``, ``train+valid`` or ``all`` of their interactions).
     """
     folder = Path(run_dir)
     config, data = load_run_data(folder)
@@ -255,6 +274,10 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[RunConfig, Prepa
         from graphrec.explain.runner import load_path_run
 
         return config, data, load_path_run(folder, config, data, device)
+    if config.model.name == "sasrec":
+        from graphrec.sequential import load_sasrec
+
+        return config, data, load_sasrec(folder, config, data, device, history)
     model = build_model(config, data.bundle)
     if getattr(model, "trainable", True):
         load_weights(folder / "best.safetensors", model)

@@ -7,6 +7,7 @@ from graphrec.nn.lightgcn import LightGCN, LightGCNEncoder, normalized_bipartite
 from graphrec.nn.losses import bce_loss, bpr_loss, l2_regularization
 from graphrec.nn.mf import MF
 from graphrec.nn.popularity import Popularity
+from graphrec.nn.sasrec import SASRec, pad_flat_sequences, pad_sequences, sequences_from_interactions
 
 __all__ = [
     "NodeEmbedding",
@@ -17,6 +18,10 @@ __all__ = [
     "normalized_bipartite_adjacency",
     "MF",
     "Popularity",
+    "SASRec",
+    "pad_sequences",
+    "pad_flat_sequences",
+    "sequences_from_interactions",
     "bpr_loss",
     "bce_loss",
     "l2_regularization",
