@@ -101,6 +101,28 @@ def _parser() -> argparse.ArgumentParser:
                          help="decode without the graph constraint (hops may not exist; for comparison only)")
     explain.set_defaults(handler=_explain)
 
+    text = commands.add_parser("text", help="text features: behaviour-tune the PLM that encodes item texts",
+                               description="Commands on the pre-trained language model of a recipe's text_features.")
+    text_commands = text.add_subparsers(title="text commands", metavar="COMMAND")
+    tune = text_commands.add_parser(
+        "tune", help="fine-tune the PLM on the training sequences of a run config (contrastive next item)",
+        description="Fine-tune the recipe's text model so that the text of a user's recent items lies close to "
+                    "the text of their next item (InfoNCE, in-batch negatives), on the training split of a run "
+                    "config only. The tuned model is written to --out; use it with model.item_init=text "
+                    "model.text_model=OUT.",
+        epilog="Example: graphrec text tune configs/sasrec.yaml graph.data_root=../shared/data --out runs/tuned-plm")
+    tune.add_argument("config", help="run config YAML whose graph and split give the training sequences")
+    tune.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides of the run config")
+    tune.add_argument("--out", required=True, help="folder for the tuned model (replaced atomically)")
+    tune.add_argument("--base", default=None, help="PLM folder to start from (default: the recipe's text_features "
+                                                   "model, else the packaged all-MiniLM-L6-v2)")
+    tune.add_argument("--epochs", type=int, default=1, help="passes over the (history, next item) pairs (default: 1)")
+    tune.add_argument("--history", type=int, default=5, help="recent items in a history text (default: 5)")
+    tune.add_argument("--batch-size", type=int, default=32, help="pairs per step; the in-batch negatives (default: 32)")
+    tune.add_argument("--lr", type=float, default=5e-5, help="AdamW learning rate (default: 5e-5)")
+    tune.add_argument("--max-pairs", type=int, default=None, help="train on a seeded sample of this many pairs")
+    tune.set_defaults(handler=_text_tune)
+
     datasets = commands.add_parser("datasets", help="list the known graph recipes and the files each expects")
     datasets.add_argument("--data-root", default="data", help="check which recipes' files are present here")
     datasets.set_defaults(handler=_datasets)
@@ -195,6 +217,33 @@ def _explain(args: argparse.Namespace) -> int:
         for row in entry["items"]:
             print(f"  {row['rank']:>3}. {row['name']}  ({row['score']:.2f})")
             print(f"       {row['explanation']}")
+    return 0
+
+
+def _text_tune(args: argparse.Namespace) -> int:
+    from graphrec.config import load_config
+    from graphrec.errors import ConfigError
+    from graphrec.graph.recipe import find_recipe, load_recipe
+    from graphrec.pipeline import prepare
+    from graphrec.sequential import user_sequences
+    from graphrec.text import TextEncoder, behavior_tune
+
+    config = load_config(args.config, args.overrides)
+    recipe, path = load_recipe(find_recipe(config.graph.recipe))
+    features = recipe.text_features
+    if features is None or "item" not in features.node_types:
+        raise ConfigError(f"{path}: recipe has no text_features for items; `text tune` needs item texts")
+    data = prepare(config)
+    pad = data.bundle.num_items
+    sequences = [row[row != pad].tolist() for row in user_sequences(data.bundle, data.split.train, 10_000)]
+    encoder = TextEncoder(args.base or features.model, pooling=features.pooling, max_length=features.max_length,
+                          batch_size=features.batch_size)
+    result = behavior_tune(encoder, data.bundle.texts["item"], sequences, history=args.history, epochs=args.epochs,
+                           batch_size=args.batch_size, lr=args.lr, max_pairs=args.max_pairs, seed=config.seed,
+                           output_dir=args.out)
+    losses = ", ".join(f"{loss:.4f}" for loss in result.losses)
+    print(f"tuned on {result.num_pairs:,} (history, next item) pairs in {result.seconds:.0f} s; loss per epoch: {losses}")
+    print(f"tuned model: {result.model_dir}  (use: model.item_init=text model.text_model={result.model_dir})")
     return 0
 
 

@@ -149,3 +149,11 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data not present: {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide random BERT and its word-level tokenizer, saved locally (no download). Read-only."""
+    from tests.text import write_tiny_bert
+
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert") / "model")

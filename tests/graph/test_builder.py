@@ -261,3 +261,31 @@ def test_join_with_duplicate_keys_and_missing_column(tmp_path):
     recipe = SEQUENCE_RECIPE.replace("column: asin", "column: sku")
     with pytest.raises(DataError, match=r"no column 'sku' \(named by recipe key items.join\[0\].column\)"):
         build(write_files(tmp_path, SEQUENCE_FILES, recipe), tmp_path)
+
+
+# ---------------------------------------------------------------- text features
+def test_text_features_are_encoded_stored_and_cached(tmp_path, tiny_bert):
+    extra = f"text_features:\n  node_types: [item, entity, genre]\n  model: {tiny_bert}\n  max_length: 16\n"
+    # Titles in the tiny BERT's vocabulary, so that different titles get different vectors.
+    recipe = write_tiny(tmp_path / "tiny", extra, **{"items.csv": "item,title,genres\ni1,red shoe,Action|Crime\n"
+                        "i2,blue boot,Crime|Drama\ni3,,Animation\ni4,green sock,Animation|Drama\ni5,warm hat,Horror\n"})
+    bundle = load_graph(recipe, recipe.parent, tmp_path / "cache")
+    item, entity, genre = (bundle.graph[t] for t in ("item", "entity", "genre"))
+    assert item.x_text.shape == (5, 32) and item.x_text.dtype == torch.float32
+    assert item.has_text.tolist() == [True, True, False, True, True]  # i3 has no title
+    assert item.x_text[2].abs().sum() == 0 and item.x_text[0].abs().sum() > 0
+    assert entity.has_text.all() and genre.has_text.all()  # entity names; genre values are their own text
+    assert not torch.allclose(item.x_text[0], item.x_text[1])
+    reloaded = load_graph(recipe, recipe.parent, tmp_path / "cache")  # from the graph cache
+    torch.testing.assert_close(reloaded.graph["item"].x_text, item.x_text)
+    assert reloaded.graph["item"].has_text.dtype == torch.bool
+    rebuilt = load_graph(recipe, recipe.parent, tmp_path / "cache", rebuild=True)  # texts from the text cache
+    torch.testing.assert_close(rebuilt.graph["entity"].x_text, entity.x_text)
+    assert list((tmp_path / "cache" / "text").glob("*.safetensors"))
+
+
+def test_text_features_of_an_unknown_node_type(tmp_path, tiny_bert):
+    recipe = write_tiny(tmp_path / "tiny", f"text_features:\n  node_types: [genres]\n  model: {tiny_bert}\n")
+    with pytest.raises(ConfigError, match=r"'text_features.node_types' names 'genres', which is not a node type of "
+                                          r"this graph \(did you mean 'genre'\?\)"):
+        build(load_recipe(recipe)[0], recipe.parent)

@@ -16,11 +16,6 @@ TEXTS = ["red shoe", "a big blue boot with the soft sock", "hat", "green scarf a
          "old pear", "the new warm red hat", "plum", "a small apple and a pear and a plum"]
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert") / "model")
-
-
 def encoder(model: Path, **kwargs) -> TextEncoder:
     return TextEncoder(model, device="cpu", progress=False, **kwargs)
 

@@ -12,7 +12,6 @@ import torch
 from graphrec.errors import ConfigError, DataError
 from graphrec.text import TextEncoder, behavior_tune, item_init
 from graphrec.text.tune import info_nce, next_item_pairs, warmup_then_decay
-from tests.text import write_tiny_bert
 
 # Two groups of items with distinct words; every user stays inside one group, so the history
 # text says which group the next item comes from.
@@ -23,11 +22,6 @@ def toy_sequences(num_users: int = 24, length: int = 5, seed: int = 0) -> list[l
     generator = torch.Generator().manual_seed(seed)
     return [(torch.randint(0, 8, (length,), generator=generator) + 8 * (user % 2)).tolist()
             for user in range(num_users)]
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert") / "model")
 
 
 def encoder(model: Path, **kwargs) -> TextEncoder:
