@@ -20,17 +20,16 @@ from tqdm.auto import tqdm
 
 from graphrec.errors import ConfigError
 from graphrec.nn.sasrec import SASRec, check_sequences
-from graphrec.train.checkpoint import (capture_rng_state, load_weights, restore_rng_state, resume_checkpoint,
-                                       save_checkpoint, save_weights)
-from graphrec.train.trainer import EarlyStopping, TrainResult
-from graphrec.utils import atomic_write_json, resolve_device, seed_everything, suggest
+from graphrec.train.checkpoint import capture_rng_state, restore_rng_state, resume_checkpoint, save_checkpoint
+from graphrec.train.trainer import BestWeights, EarlyStopping, TrainResult
+from graphrec.utils import atomic_write_json, resolve_device, seed_everything
 
 # Settings that shape the trajectory: a resumed run must use the ones it was started with.
 # The shape of the training sequences is checked as well (see ``_config``).
 _RESUME_KEYS = ("batch_size", "lr", "weight_decay", "seed", "monitor", "eval_every", "patience")
 
 
-class SequenceTrainer:
+class SequenceTrainer(BestWeights):
     """Trains a :class:`~graphrec.nn.sasrec.SASRec` on one training sequence per user.
 
     Args:
@@ -138,30 +137,6 @@ class SequenceTrainer:
         loss.backward()
         optimizer.step()
         return loss.item()
-
-    def _evaluate(self) -> dict[str, float]:
-        self.model.eval()
-        with torch.no_grad():
-            metrics = {name: float(value) for name, value in self.eval_fn(self.model).items()}
-        self.model.train()
-        if self.monitor not in metrics:
-            raise ConfigError(f"monitor: eval_fn returned no metric '{self.monitor}'; it returned "
-                              f"{sorted(metrics)}{suggest(self.monitor, metrics)}")
-        return metrics
-
-    def _keep_best(self) -> dict[str, Tensor] | None:
-        if self.run_dir is not None:
-            save_weights(self.run_dir / "best.safetensors", self.model)
-            return None
-        return {name: t.detach().clone() for name, t in self.model.state_dict().items()}
-
-    def _restore_best(self, best_weights: dict[str, Tensor] | None, result: TrainResult) -> None:
-        if result.best_epoch is not None and best_weights is not None:
-            self.model.load_state_dict(best_weights)
-        elif result.best_epoch is not None and self.run_dir is not None:
-            load_weights(self.run_dir / "best.safetensors", self.model)
-        elif self.run_dir is not None:  # nothing evaluated: the last weights are the ones kept
-            save_weights(self.run_dir / "best.safetensors", self.model)
 
     def _config(self) -> dict[str, Any]:
         num_sequences, sequence_length = self.sequences.shape

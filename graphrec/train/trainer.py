@@ -83,7 +83,44 @@ class EarlyStopping:
         self.bad_evals = state["bad_evals"]
 
 
-class Trainer:
+class BestWeights:
+    """What every trainer does around its epochs: evaluate in eval mode, keep and restore the best weights.
+
+    Needs ``model``, ``eval_fn``, ``monitor`` and ``run_dir`` (``None``: the best weights are kept
+    in memory instead of ``best.safetensors``).
+    """
+
+    model: torch.nn.Module
+    eval_fn: Callable[[torch.nn.Module], dict[str, float]] | None
+    monitor: str
+    run_dir: Path | None
+
+    def _evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        with torch.no_grad():
+            metrics = {name: float(value) for name, value in self.eval_fn(self.model).items()}
+        self.model.train()
+        if self.monitor not in metrics:
+            raise ConfigError(f"monitor: eval_fn returned no metric '{self.monitor}'; it returned "
+                              f"{sorted(metrics)}{suggest(self.monitor, metrics)}")
+        return metrics
+
+    def _keep_best(self) -> dict[str, Tensor] | None:
+        if self.run_dir is not None:
+            save_weights(self.run_dir / "best.safetensors", self.model)
+            return None
+        return {name: t.detach().clone() for name, t in self.model.state_dict().items()}
+
+    def _restore_best(self, best_weights: dict[str, Tensor] | None, result: TrainResult) -> None:
+        if result.best_epoch is not None and best_weights is not None:
+            self.model.load_state_dict(best_weights)
+        elif result.best_epoch is not None and self.run_dir is not None:
+            load_weights(self.run_dir / "best.safetensors", self.model)
+        elif self.run_dir is not None:  # nothing evaluated: the last weights are the ones kept
+            save_weights(self.run_dir / "best.safetensors", self.model)
+
+
+class Trainer(BestWeights):
     """Trains a model that follows the graphrec model interface (see ``graphrec.nn``).
 
     Args:
@@ -209,16 +246,6 @@ class Trainer:
         optimizer.step()
         return loss.item()
 
-    def _evaluate(self) -> dict[str, float]:
-        self.model.eval()
-        with torch.no_grad():
-            metrics = {name: float(value) for name, value in self.eval_fn(self.model).items()}
-        self.model.train()
-        if self.monitor not in metrics:
-            raise ConfigError(f"monitor: eval_fn returned no metric '{self.monitor}'; it returned "
-                              f"{sorted(metrics)}{suggest(self.monitor, metrics)}")
-        return metrics
-
     def _evaluate_only(self) -> TrainResult:
         """Untrainable models (popularity): evaluate once, train nothing."""
         result = TrainResult()
@@ -228,20 +255,6 @@ class Trainer:
             save_weights(self.run_dir / "best.safetensors", self.model)
             atomic_write_json(self.run_dir / "history.json", result.history)
         return result
-
-    def _keep_best(self) -> dict[str, Tensor] | None:
-        if self.run_dir is not None:
-            save_weights(self.run_dir / "best.safetensors", self.model)
-            return None
-        return {name: t.detach().clone() for name, t in self.model.state_dict().items()}
-
-    def _restore_best(self, best_weights: dict[str, Tensor] | None, result: TrainResult) -> None:
-        if result.best_epoch is not None and best_weights is not None:
-            self.model.load_state_dict(best_weights)
-        elif result.best_epoch is not None and self.run_dir is not None:
-            load_weights(self.run_dir / "best.safetensors", self.model)
-        elif self.run_dir is not None:  # nothing evaluated: the last weights are the ones kept
-            save_weights(self.run_dir / "best.safetensors", self.model)
 
     def _config(self) -> dict[str, Any]:
         config = {key: getattr(self, key) for key in _RESUME_KEYS if key != "num_edges"}
