@@ -108,17 +108,8 @@ class SequenceTrainer(BestWeights):
                 total, num_batches = total + self._step(self.sequences[batch], optimizer), num_batches + 1
                 bar.set_postfix(loss=f"{total / num_batches:.4f}")
             bar.close()
-            row: dict[str, float] = {"epoch": epoch, "loss": total / max(num_batches, 1)}
-            # Only every eval_every-th epoch, never "the last one": a run resumed with more epochs
-            # must evaluate the same epochs as one started with them.
-            if self.eval_fn is not None and epoch % self.eval_every == 0:
-                metrics = self._evaluate()
-                row.update(metrics)
-                if stopping.update(epoch, metrics, result):
-                    best_weights = self._keep_best()
-            row["seconds"] = time.perf_counter() - start
-            result.history.append(row)
-            result.epochs_run = epoch
+            best_weights = self._record_epoch(epoch, total / max(num_batches, 1), start, stopping, result,
+                                              best_weights)
             if self.run_dir is not None:
                 self._save(optimizer, generator, result, stopping)
         self._restore_best(best_weights, result)

@@ -84,16 +84,34 @@ class EarlyStopping:
 
 
 class BestWeights:
-    """What every trainer does around its epochs: evaluate in eval mode, keep and restore the best weights.
+    """What every trainer does around its epochs: evaluate in eval mode, record the epoch, keep and
+    restore the best weights.
 
-    Needs ``model``, ``eval_fn``, ``monitor`` and ``run_dir`` (``None``: the best weights are kept
-    in memory instead of ``best.safetensors``).
+    Needs ``model``, ``eval_fn``, ``monitor``, ``eval_every`` and ``run_dir`` (``None``: the best
+    weights are kept in memory instead of ``best.safetensors``).
     """
 
     model: torch.nn.Module
     eval_fn: Callable[[torch.nn.Module], dict[str, float]] | None
     monitor: str
+    eval_every: int
     run_dir: Path | None
+
+    def _record_epoch(self, epoch: int, loss: float, start: float, stopping: EarlyStopping, result: TrainResult,
+                      best_weights: dict[str, Tensor] | None) -> dict[str, Tensor] | None:
+        """Evaluate when due, keep the weights when best, append the epoch's history row; the best weights."""
+        row: dict[str, float] = {"epoch": epoch, "loss": loss}
+        # Only every eval_every-th epoch, never "the last one": a run resumed with more epochs
+        # must evaluate the same epochs as one started with them.
+        if self.eval_fn is not None and epoch % self.eval_every == 0:
+            metrics = self._evaluate()
+            row.update(metrics)
+            if stopping.update(epoch, metrics, result):
+                best_weights = self._keep_best()
+        row["seconds"] = time.perf_counter() - start
+        result.history.append(row)
+        result.epochs_run = epoch
+        return best_weights
 
     def _evaluate(self) -> dict[str, float]:
         self.model.eval()
@@ -210,17 +228,8 @@ class Trainer(BestWeights):
                 total, num_batches, step = total + loss, num_batches + 1, step + 1
                 bar.set_postfix(loss=f"{total / num_batches:.4f}")
             bar.close()
-            row: dict[str, float] = {"epoch": epoch, "loss": total / max(num_batches, 1)}
-            # Only every eval_every-th epoch, never "the last one": a run resumed with more epochs
-            # must evaluate the same epochs as one started with them.
-            if self.eval_fn is not None and epoch % self.eval_every == 0:
-                metrics = self._evaluate()
-                row.update(metrics)
-                if stopping.update(epoch, metrics, result):
-                    best_weights = self._keep_best()
-            row["seconds"] = time.perf_counter() - start
-            result.history.append(row)
-            result.epochs_run = epoch
+            best_weights = self._record_epoch(epoch, total / max(num_batches, 1), start, stopping, result,
+                                              best_weights)
             if self.run_dir is not None:
                 self._save(optimizer, generator, sampler, result, step, stopping)
         self._restore_best(best_weights, result)
