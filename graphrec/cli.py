@@ -223,10 +223,11 @@ def _explain(args: argparse.Namespace) -> int:
 def _text_tune(args: argparse.Namespace) -> int:
     from graphrec.config import load_config
     from graphrec.errors import ConfigError
+    from graphrec.graph.builder import text_encoder
     from graphrec.graph.recipe import find_recipe, load_recipe
     from graphrec.pipeline import prepare
-    from graphrec.sequential import user_sequences
-    from graphrec.text import TextEncoder, behavior_tune
+    from graphrec.sequential import user_item_lists
+    from graphrec.text import behavior_tune
 
     config = load_config(args.config, args.overrides)
     recipe, path = load_recipe(find_recipe(config.graph.recipe))
@@ -234,10 +235,8 @@ def _text_tune(args: argparse.Namespace) -> int:
     if features is None or "item" not in features.node_types:
         raise ConfigError(f"{path}: recipe has no text_features for items; `text tune` needs item texts")
     data = prepare(config)
-    pad = data.bundle.num_items
-    sequences = [row[row != pad].tolist() for row in user_sequences(data.bundle, data.split.train, 10_000)]
-    encoder = TextEncoder(args.base or features.model, pooling=features.pooling, max_length=features.max_length,
-                          batch_size=features.batch_size)
+    sequences = user_item_lists(data.bundle, data.split.train)
+    encoder = text_encoder(features, model=args.base)
     result = behavior_tune(encoder, data.bundle.texts["item"], sequences, history=args.history, epochs=args.epochs,
                            batch_size=args.batch_size, lr=args.lr, max_pairs=args.max_pairs, seed=config.seed,
                            output_dir=args.out)

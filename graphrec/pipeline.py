@@ -162,11 +162,12 @@ def evaluate_model(model: torch.nn.Module, config: RunConfig, num_users: int, nu
         raise ConfigError(f"key 'eval.ks': cut-off {too_long[0]} is larger than the {num_items} items of the graph")
     score_fn = score_function(model)
     if config.eval.candidates == "heldout":  # rank only the evaluated split's items (e.g. the cold ones)
-        score_fn = _restricted(score_fn, eval_edges[1].unique(), num_items)
-        too_long = [k for k in config.eval.ks if k > eval_edges[1].unique().numel()]
+        candidates = eval_edges[1].unique()
+        score_fn = _restricted(score_fn, candidates, num_items)
+        too_long = [k for k in config.eval.ks if k > candidates.numel()]
         if too_long:
             raise ConfigError(f"key 'eval.ks': cut-off {too_long[0]} is larger than the "
-                              f"{eval_edges[1].unique().numel()} held-out items ranked by eval.candidates: heldout")
+                              f"{candidates.numel()} held-out items ranked by eval.candidates: heldout")
     common = dict(score_fn=score_fn, num_users=num_users, num_items=num_items,
                   eval_edge_index=eval_edges, exclude_edge_indices=exclude, ks=config.eval.ks,
                   names=config.eval.metrics, chunk_size=config.eval.chunk_size)

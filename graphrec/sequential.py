@@ -52,19 +52,34 @@ class SequenceScorer(torch.nn.Module):
 
 def user_sequences(bundle: GraphBundle, rows: np.ndarray, max_length: int) -> Tensor:
     """``[U, max_length]`` left-padded sequences of the interaction ``rows``, oldest first, per user."""
-    inter = bundle.interactions
-    rows = np.sort(np.asarray(rows, dtype=np.int64))
-    order = inter.timestamp[rows] if inter.timestamp is not None else rows
-    flat, offsets = sequences_from_interactions(inter.user[rows], inter.item[rows], order, bundle.num_users)
+    flat, offsets = _grouped(bundle, rows)
     return pad_flat_sequences(flat, offsets, max_length, pad=bundle.num_items)
 
 
-def build_sasrec(config: RunConfig, bundle: GraphBundle) -> SASRec:
-    """The SASRec the config describes, its item table initialised as ``model.item_init`` says."""
+def user_item_lists(bundle: GraphBundle, rows: np.ndarray) -> list[list[int]]:
+    """Every user's items among the interaction ``rows``, oldest first, whole (no padding, no cut)."""
+    flat, offsets = _grouped(bundle, rows)
+    return [items.tolist() for items in np.split(flat, offsets[1:-1])]
+
+
+def _grouped(bundle: GraphBundle, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(flat items, offsets [U+1])`` of the ``rows`` per user, by time (by table order without timestamps)."""
+    inter = bundle.interactions
+    rows = np.sort(np.asarray(rows, dtype=np.int64))
+    order = inter.timestamp[rows] if inter.timestamp is not None else rows
+    return sequences_from_interactions(inter.user[rows], inter.item[rows], order, bundle.num_users)
+
+
+def build_sasrec(config: RunConfig, bundle: GraphBundle, initialise: bool = True) -> SASRec:
+    """The SASRec the config describes, its item table initialised as ``model.item_init`` says.
+
+    ``initialise=False`` skips the text initialisation (no PLM encoding) for a model whose trained
+    weights are loaded next.
+    """
     spec = config.model
     model = SASRec(bundle.num_items, embedding_dim=spec.embedding_dim, num_layers=spec.num_layers,
                    num_heads=spec.num_heads, max_length=spec.max_length, dropout=spec.dropout)
-    if spec.item_init == "text":
+    if initialise and spec.item_init == "text":
         from graphrec.text.tune import item_init
 
         vectors, has_text = item_text_vectors(config, bundle)
@@ -83,19 +98,14 @@ def item_text_vectors(config: RunConfig, bundle: GraphBundle) -> tuple[Tensor, T
     has_text = graph["item"].has_text.bool()
     if config.model.text_model is None:
         return graph["item"].x_text, has_text
+    from graphrec.graph.builder import encode_texts, text_encoder
     from graphrec.graph.cache import default_cache_dir
     from graphrec.graph.recipe import find_recipe, load_recipe
-    from graphrec.text import TextEncoder
 
     recipe, _ = load_recipe(find_recipe(config.graph.recipe))
-    features = recipe.text_features
-    encoder = TextEncoder(config.model.text_model, pooling=features.pooling, max_length=features.max_length,
-                          batch_size=features.batch_size, progress=config.train.progress,
-                          cache_dir=Path(config.graph.cache_dir or default_cache_dir()) / "text")
-    texts = bundle.texts["item"]
-    vectors = torch.zeros(len(texts), encoder.dim)
-    rows = torch.nonzero(has_text).flatten()
-    vectors[rows] = encoder.encode([texts[i] for i in rows.tolist()])
+    encoder = text_encoder(recipe.text_features, model=config.model.text_model, progress=config.train.progress,
+                           cache_dir=Path(config.graph.cache_dir or default_cache_dir()) / "text")
+    vectors, _ = encode_texts(encoder, bundle.texts["item"])
     return vectors, has_text
 
 
@@ -134,7 +144,7 @@ def load_sasrec(folder: Path, config: RunConfig, data, device: str, history: str
 
     if history not in HISTORIES:
         raise ConfigError(f"history '{history}' is not one of {HISTORIES}")
-    model = build_sasrec(config, data.bundle)
+    model = build_sasrec(config, data.bundle, initialise=False)
     load_weights(folder / "best.safetensors", model)
     split = data.split
     rows = {"train": split.train, "train+valid": np.concatenate([split.train, split.valid]),

@@ -326,29 +326,39 @@ def add_text_features(graph: HeteroData, texts: dict[str, list[str]], idmap: IdM
                       cache_dir: str | Path | None = None) -> None:
     """Encode each listed node type's text into ``graph[t].x_text`` ``[N, P]`` and ``graph[t].has_text`` ``[N]``.
 
-    Users and items take their recipe template's text, other types their display names. A node with
-    no text gets a zero row and ``has_text`` False, so a model can give it a learned vector instead.
+    Users and items take their recipe template's text, other types their display names.
     """
-    from graphrec.text import TextEncoder
-
     encoder = None
     for node_type in features.node_types:
         if node_type not in idmap.node_types:
             raise ConfigError(f"recipe key 'text_features.node_types' names '{node_type}', which is not a node "
                               f"type of this graph{suggest(node_type, idmap.node_types)}; node types: "
                               f"{idmap.node_types}")
-        node_texts = texts[node_type] if node_type in texts else idmap.texts(node_type)
-        has_text = np.fromiter((bool(text.strip()) for text in node_texts), dtype=bool, count=len(node_texts))
-        encoder = encoder or TextEncoder(features.model, pooling=features.pooling, max_length=features.max_length,
-                                         batch_size=features.batch_size, cache_dir=cache_dir)
-        rows = np.flatnonzero(has_text)
-        vectors = torch.zeros(len(node_texts), encoder.dim)
-        if len(rows):
-            vectors[torch.from_numpy(rows)] = encoder.encode([node_texts[i] for i in rows])
-        graph[node_type].x_text = vectors
-        graph[node_type].has_text = torch.from_numpy(has_text)
-        logger.info("text features of %s: %d of %d nodes have text (%s)", node_type, len(rows), len(node_texts),
-                    "cached" if encoder.last_from_cache else "encoded")
+        encoder = encoder or text_encoder(features, cache_dir=cache_dir)
+        vectors, has_text = encode_texts(encoder, texts[node_type] if node_type in texts else idmap.texts(node_type))
+        graph[node_type].x_text, graph[node_type].has_text = vectors, has_text
+        logger.info("text features of %s: %d of %d nodes have text (%s)", node_type, int(has_text.sum()),
+                    len(has_text), "cached" if encoder.last_from_cache else "encoded")
+
+
+def text_encoder(features: TextFeatures, model: str | Path | None = None, cache_dir: str | Path | None = None,
+                 progress: bool = True):
+    """The :class:`~graphrec.text.TextEncoder` of a recipe's ``text_features``; ``model`` replaces its PLM."""
+    from graphrec.text import TextEncoder
+
+    return TextEncoder(model or features.model, pooling=features.pooling, max_length=features.max_length,
+                       batch_size=features.batch_size, cache_dir=cache_dir, progress=progress)
+
+
+def encode_texts(encoder, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(vectors [N, P], has_text [N])``: a node without text gets a zero row and ``has_text`` False,
+    so that a model can give it a learned vector instead."""
+    has_text = np.fromiter((bool(text.strip()) for text in texts), dtype=bool, count=len(texts))
+    rows = np.flatnonzero(has_text)
+    vectors = torch.zeros(len(texts), encoder.dim)
+    if len(rows):
+        vectors[torch.from_numpy(rows)] = encoder.encode([texts[i] for i in rows])
+    return vectors, torch.from_numpy(has_text)
 
 
 def _expand_sequences(frame: pd.DataFrame, user: str, item: str, sequence: str, sep: str) -> pd.DataFrame:
