@@ -69,6 +69,42 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     run.set_defaults(handler=_run)
 
+    pretrain = commands.add_parser(
+        "pretrain", help="pre-train a graph encoder on self-supervised pretext tasks",
+        description="Pre-train the inputs and encoder of a `model.name: graph` config on the pretext recipe "
+                    "pretrain.pretext (masked node / masked edge / meta-path / contrastive, see pretext/) over the "
+                    "training graph of the config's split; write a run folder with encoder.safetensors.",
+        epilog="Then: graphrec finetune CONFIG --from RUN_FOLDER --strategy full|partial|head|adapter|prompt")
+    pretrain.add_argument("config", help="run config YAML with model.name: graph (see configs/pretrain-*.yaml)")
+    pretrain.add_argument("overrides", nargs="*", metavar="key=value",
+                          help="dotted overrides, e.g. pretrain.steps=100 model.encoder=rgcn")
+    pretrain.add_argument("--pretext", default=None,
+                          help="pretext recipe name under pretext/ or a path (default: the config's pretrain.pretext)")
+    pretrain.add_argument("--run-dir", default=None, help="run folder (default: output.dir/<recipe>-pretrain-...)")
+    pretrain.add_argument("--resume", action="store_true", help="continue the run folder from its last checkpoint")
+    pretrain.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    pretrain.set_defaults(handler=_pretrain)
+
+    finetune = commands.add_parser(
+        "finetune", help="fine-tune a pre-trained graph encoder for recommendation and evaluate it",
+        description="Train and evaluate a `model.name: graph` config starting from a pre-trained encoder. "
+                    "full: every weight trains; partial: finetune.frozen prefixes stay frozen; head: only the "
+                    "head trains (model.head linear or mlp); adapter: bottleneck adapters after each layer and "
+                    "the head; prompt: prompt vectors added to the inputs and the head. The run folder's "
+                    "finetune.json and metrics.json record how many parameters trained.")
+    finetune.add_argument("config", help="run config YAML with model.name: graph")
+    finetune.add_argument("overrides", nargs="*", metavar="key=value",
+                          help="dotted overrides, e.g. finetune.frozen=[embedding] model.head=mlp")
+    finetune.add_argument("--from", dest="checkpoint", default=None,
+                          help="a folder `graphrec pretrain` wrote, or its encoder.safetensors "
+                               "(default: the config's finetune.checkpoint; none trains from scratch)")
+    finetune.add_argument("--strategy", default=None, choices=("full", "partial", "head", "adapter", "prompt"),
+                          help="what trains (default: the config's finetune.strategy)")
+    finetune.add_argument("--run-dir", default=None, help="run folder (default: output.dir/output.name or a new name)")
+    finetune.add_argument("--resume", action="store_true", help="continue the run folder from its last checkpoint")
+    finetune.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    finetune.set_defaults(handler=_finetune)
+
     evaluate = commands.add_parser("evaluate", help="evaluate a finished run again",
                                    description="Reload a run's best model and split and compute ranking metrics.")
     evaluate.add_argument("run", help="run folder made by `graphrec run`")
@@ -164,6 +200,45 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain(args: argparse.Namespace) -> int:
+    from graphrec.config import load_config
+    from graphrec.transfer import pretrain
+
+    overrides = list(args.overrides) + ([f"pretrain.pretext={args.pretext}"] if args.pretext else [])
+    config = load_config(args.config, overrides)
+    result = pretrain(config, resume=args.resume, overwrite=args.overwrite, run_dir=args.run_dir)
+    final = result.history[-1] if result.history else {}
+    losses = "   ".join(f"{k.removeprefix('loss/')} {v:.4f}" for k, v in final.items() if k.startswith("loss"))
+    print(f"pre-trained {final.get('step', 0)} steps in {result.seconds:.1f} s   {losses}")
+    print(f"encoder checkpoint: {result.checkpoint}")
+    print(f"next: graphrec finetune {args.config} --from {result.run_dir} --strategy full")
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from graphrec.config import load_config
+    from graphrec.pipeline import run
+
+    overrides = list(args.overrides)
+    if args.checkpoint is not None:
+        overrides.append(f"finetune.checkpoint={args.checkpoint}")
+    if args.strategy is not None:
+        overrides.append(f"finetune.strategy={args.strategy}")
+    config = load_config(args.config, overrides)
+    result = run(config, resume=args.resume, overwrite=args.overwrite, run_dir=args.run_dir)
+    title = f"test metrics ({config.model.encoder}, strategy {config.finetune.strategy})"
+    print(format_metrics({config.model.encoder: result.test_metrics}, title=title))
+    metrics = (result.run_dir / "metrics.json")
+    if metrics.is_file():
+        import json
+
+        info = json.loads(metrics.read_text()).get("finetune", {})
+        if info:
+            print(f"trained {info['trainable_parameters']:,} of {info['total_parameters']:,} parameters")
+    print(f"run folder: {result.run_dir}")
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from graphrec.pipeline import evaluate_model, load_run
 
@@ -179,7 +254,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         config.eval.protocol = args.protocol
     if args.num_negatives:
         config.eval.num_negatives = args.num_negatives
-    metrics = evaluate_model(model, config, data.bundle.num_users, data.bundle.num_items, edges, exclude)
+    metrics = evaluate_model(model, config, data.bundle.num_users, data.bundle.num_items, edges, exclude,
+                             data.candidate_items)
     if args.format == "json":
         print(json.dumps(metrics, indent=2))
     else:

@@ -32,11 +32,35 @@ class GraphConfig:
 
 
 @dataclass
+class DomainConfig:
+    """split.method: domain: items cut into a source and a target domain by an attribute (Zeng et al., 2021, 4.1).
+
+    Per user and domain the newest num_test rows are test and the num_valid before them valid; in the
+    target part, training histories keep their newest max_history rows (the paper: fewer than 10).
+    """
+
+    attribute: str = "genre"  # item attribute whose values make the domains (edges item -has_<attribute>-> <attribute>)
+    source: list[str] | None = None  # the source domain's values; null: the most common values, ~source_share of items
+    source_share: float = 0.7  # automatic source: share of the domain items aimed at (the paper's ML-1m-src: 72%)
+    overlap: Literal["source", "target", "exclude"] = "source"  # the domain of an item with values on both sides
+    part: Literal["source", "target"] = "target"  # source: pre-training rows; target: fine-tuning and evaluation
+    num_valid: int = 2  # newest rows per user before the test rows, held out for validation (the paper: 2)
+    num_test: int = 3  # newest rows per user held out for test (the paper: 3)
+    max_history: int | None = 9  # target part: training rows each user keeps, the newest; null: all
+
+
+@dataclass
 class SplitConfig:
-    # given: the split the data comes with (the recipe's interactions.split_by_file)
-    method: Literal["random", "temporal", "leave_one_out", "cold_user", "cold_item", "given"] = "random"
+    # given: the split the data comes with (the recipe's interactions.split_by_file);
+    # domain: one domain of a cross-domain split (split.domain), replacing ratios
+    method: Literal["random", "temporal", "leave_one_out", "cold_user", "cold_item", "given", "domain"] = "random"
     ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train, valid, test
     group_by_user: bool = True  # random split: cut each user's rows by the ratios
+    # simulated cold-start users: this share of the users with training rows keeps only 1..cold_history
+    # random training rows (the rest dropped, in no part); their valid/test rows stay. 0: off
+    cold_users: float = 0.0
+    cold_history: int = 9  # the most training rows a cold user keeps (k uniform in 1..min(n, cold_history))
+    domain: DomainConfig = field(default_factory=DomainConfig)  # used by method: domain only
 
 
 @dataclass
@@ -52,10 +76,16 @@ class FeatureConfig:
 
 @dataclass
 class ModelConfig:
-    name: Literal["lightgcn", "mf", "popularity", "path_lm", "kgat", "sasrec"] = "lightgcn"
+    # graph: node inputs + a heterogeneous encoder (model.encoder) + a head; what pre-training and fine-tuning use
+    name: Literal["lightgcn", "mf", "popularity", "path_lm", "kgat", "sasrec", "graph"] = "lightgcn"
+    encoder: Literal["hgt", "rgcn", "sage", "lightgcn", "diffnet", "kgat"] = "hgt"  # name: graph only
+    head: Literal["dot", "linear", "mlp"] = "dot"  # name: graph: how (user, item) representations are scored
+    # name: graph: relations of the graph the encoder reads besides the interactions (e.g. [has_genre,
+    # rev_has_genre]; a reverse relation is not added by itself); null: every relation of the graph
+    relations: list[str] | None = None
     embedding_dim: int = 64
-    num_layers: int = 3  # LightGCN / KGAT propagation layers; SASRec self-attention blocks
-    num_heads: int = 1  # SASRec attention heads
+    num_layers: int = 3  # LightGCN / KGAT / encoder propagation layers; SASRec self-attention blocks
+    num_heads: int = 1  # SASRec and HGT attention heads
     max_length: int = 50  # SASRec: the most recent items of a user's history it reads
     relation_dim: int | None = None  # KGAT: size of the relation embeddings and projections; null = embedding_dim
     dropout: float = 0.1  # KGAT: message dropout after each propagation layer; SASRec: dropout
@@ -92,6 +122,30 @@ class EvalConfig:
     # all: rank every item; heldout: rank only the items of the evaluated split (the cold-item protocol)
     candidates: Literal["all", "heldout"] = "all"
     chunk_size: int | None = None  # users per scoring chunk; None sizes it from the item count
+    # test metrics per user-activity bucket (training interactions per user) in metrics.json test_buckets:
+    # edges [10, 20, 50, 100] give <10 (the cold-start report), 10-19, 20-49, 50-99, >=100; []: off
+    buckets: list[int] = field(default_factory=lambda: [10, 20, 50, 100])
+
+
+@dataclass
+class PretrainConfig:
+    """`graphrec pretrain`: self-supervised pre-training of a model.name: graph encoder."""
+
+    pretext: str = "chest"  # a pretext recipe: a name under pretext/ (chest, masked-edge, contrastive) or a path
+    steps: int | None = None  # optimisation steps; null: the recipe's
+    lr: float | None = None  # null: the recipe's
+    checkpoint_every: int = 50  # steps between checkpoints (resume with --resume)
+
+
+@dataclass
+class FinetuneConfig:
+    """`graphrec finetune`: start from a pre-trained encoder and choose what trains."""
+
+    checkpoint: str | None = None  # a folder `graphrec pretrain` wrote (or its encoder.safetensors); null: none
+    strategy: Literal["full", "partial", "head", "adapter", "prompt"] = "full"
+    frozen: list[str] = field(default_factory=list)  # partial: parameter-name prefixes kept frozen, e.g. [embedding]
+    adapter_dim: int = 16  # adapter: bottleneck width
+    num_prompts: int = 1  # prompt: prompt vectors per node type
 
 
 @dataclass
@@ -108,6 +162,8 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def __post_init__(self) -> None:
@@ -142,6 +198,42 @@ class RunConfig:
             raise ValueError(f"key 'train.device' is '{self.train.device}'; use auto, cpu, cuda or cuda:N")
         if not self.eval.ks or any(k < 1 for k in self.eval.ks):
             raise ValueError(f"key 'eval.ks' must list cut-offs >= 1, found {self.eval.ks}")
+        buckets = self.eval.buckets
+        if buckets and (buckets[0] < 1 or any(high <= low for low, high in zip(buckets, buckets[1:]))):
+            raise ValueError(f"key 'eval.buckets' must list strictly increasing edges >= 1 ([] for none), "
+                             f"found {buckets}")
+        if not 0 <= self.split.cold_users <= 1:
+            raise ValueError(f"key 'split.cold_users' must lie in [0, 1] (the share of users made cold), "
+                             f"found {self.split.cold_users}")
+        if self.split.cold_history < 1:
+            raise ValueError(f"key 'split.cold_history' must be at least 1, found {self.split.cold_history}")
+        if self.split.cold_users > 0 and buckets and self.split.cold_history >= buckets[0]:
+            raise ValueError(f"key 'split.cold_history' is {self.split.cold_history}, so cold users would miss the "
+                             f"cold-start bucket '<{buckets[0]}' of eval.buckets; keep it below {buckets[0]}")
+        domain = self.split.domain
+        if not 0 < domain.source_share < 1:
+            raise ValueError(f"key 'split.domain.source_share' must lie strictly between 0 and 1, "
+                             f"found {domain.source_share}")
+        if domain.num_valid < 0 or domain.num_test < 0:
+            raise ValueError(f"keys 'split.domain.num_valid' and 'split.domain.num_test' must be >= 0, found "
+                             f"{domain.num_valid}, {domain.num_test}")
+        if domain.max_history is not None and domain.max_history < 1:
+            raise ValueError(f"key 'split.domain.max_history' must be at least 1 or null, found {domain.max_history}")
+        if domain.source is not None and not domain.source:
+            raise ValueError("key 'split.domain.source' lists no value; name the source values or use null "
+                             "for the automatic split")
+        if self.model.name != "graph" and (self.finetune.checkpoint is not None or self.finetune.strategy != "full"):
+            raise ValueError(f"keys 'finetune.*' need model.name: graph (an encoder that can be pre-trained); "
+                             f"found model.name: {self.model.name}")
+        if self.finetune.adapter_dim < 1 or self.finetune.num_prompts < 1:
+            raise ValueError(f"keys 'finetune.adapter_dim' and 'finetune.num_prompts' must be at least 1, found "
+                             f"{self.finetune.adapter_dim}, {self.finetune.num_prompts}")
+        for key, value in (("pretrain.steps", self.pretrain.steps), ("pretrain.checkpoint_every",
+                                                                      self.pretrain.checkpoint_every)):
+            if value is not None and value < 1:
+                raise ValueError(f"key '{key}' must be at least 1, found {value}")
+        if self.pretrain.lr is not None and self.pretrain.lr <= 0:
+            raise ValueError(f"key 'pretrain.lr' must be > 0, found {self.pretrain.lr}")
         metric, _, k = self.train.monitor.partition("@")
         if metric not in self.eval.metrics or not k.isdigit() or int(k) not in self.eval.ks:
             raise ValueError(

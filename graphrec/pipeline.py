@@ -29,9 +29,10 @@ import numpy as np
 import torch
 
 from graphrec.config import FeatureConfig, RunConfig, dump_config, load_config
-from graphrec.data.splits import Split, split_interactions
+from graphrec.data.domains import ItemDomains, domain_split, item_domains
+from graphrec.data.splits import Split, sparsify_users, split_interactions
 from graphrec.errors import CheckpointError, ConfigError
-from graphrec.eval import full_ranking, sampled_ranking, topk_items
+from graphrec.eval import bucket_metrics, full_ranking, sampled_ranking, topk_items, user_activity
 from graphrec.graph import GraphBundle, load_graph
 from graphrec.graph.recipe import find_recipe
 from graphrec.nn import KGAT, MF, DotProductHead, LightGCN, NodeEmbedding, Popularity
@@ -64,6 +65,9 @@ class Prepared:
     train: torch.Tensor  # [2, E_train]
     valid: torch.Tensor  # [2, E_valid]
     test: torch.Tensor  # [2, E_test]
+    # split.method: domain: every item's domain, and the [P] items of the split's part, the only ones ranked
+    domains: ItemDomains | None = None
+    candidate_items: torch.Tensor | None = None
 
 
 def prepare(config: RunConfig, split_rows: dict[str, np.ndarray] | None = None) -> Prepared:
@@ -71,15 +75,38 @@ def prepare(config: RunConfig, split_rows: dict[str, np.ndarray] | None = None) 
     bundle = load_graph(find_recipe(config.graph.recipe), config.graph.data_root, config.graph.cache_dir,
                         rebuild=config.graph.rebuild)
     inter = bundle.interactions
-    if split_rows is None:
+    domain = config.split.domain
+    domains = _item_domains(config, bundle) if config.split.method == "domain" else None
+    if split_rows is not None:  # a saved split, cold users and domains included
+        split = Split(train=split_rows["train"], valid=split_rows["valid"], test=split_rows["test"],
+                      method=config.split.method)
+    elif domains is not None:
+        split = domain_split(inter.user, inter.item, domains.item_domain, domain.part, inter.timestamp,
+                             domain.num_valid, domain.num_test, domain.max_history, config.seed)
+    else:
         split = split_interactions(config.split.method, inter.user, inter.item, inter.timestamp,
                                    tuple(config.split.ratios), config.seed, config.split.group_by_user,
                                    given=inter.split)
-    else:
-        split = Split(train=split_rows["train"], valid=split_rows["valid"], test=split_rows["test"],
-                      method=config.split.method)
+    if split_rows is None and config.split.cold_users > 0:
+        split = sparsify_users(split, inter.user, config.split.cold_users, config.split.cold_history, config.seed)
+    candidates = None if domains is None else torch.from_numpy(domains.items(domain.part))
     return Prepared(bundle, split, inter.edge_index(split.train), inter.edge_index(split.valid),
-                    inter.edge_index(split.test))
+                    inter.edge_index(split.test), domains, candidates)
+
+
+def _item_domains(config: RunConfig, bundle: GraphBundle) -> ItemDomains:
+    """Every item's domain by the attribute ``split.domain.attribute`` (its ``item -has_<name>-> <name>`` edges)."""
+    domain, name = config.split.domain, config.split.domain.attribute
+    edge_type = ("item", f"has_{name}", name)
+    if edge_type not in bundle.graph.edge_types:
+        known = sorted({r[4:] for s, r, _ in bundle.graph.edge_types if s == "item" and r.startswith("has_")})
+        raise ConfigError(f"key 'split.domain.attribute' names '{name}', which is not an item attribute of graph "
+                          f"'{bundle.name}'{suggest(name, known)}; item attributes: {known}")
+    try:
+        return item_domains(bundle.graph[edge_type].edge_index, bundle.num_items, bundle.idmap.raw_ids(name),
+                            domain.source, domain.overlap, domain.source_share)
+    except ConfigError as exc:
+        raise ConfigError(f"key 'split.domain': {exc}") from None
 
 
 def build_model(config: RunConfig, bundle: GraphBundle) -> torch.nn.Module:
@@ -89,6 +116,10 @@ def build_model(config: RunConfig, bundle: GraphBundle) -> torch.nn.Module:
     if name == "kgat":
         return KGAT(num_users, num_items, bundle.graph, embedding_dim=dim, num_layers=config.model.num_layers,
                     relation_dim=config.model.relation_dim, dropout=config.model.dropout)
+    if name == "graph":
+        from graphrec.transfer import build_graph_model
+
+        return build_graph_model(config, bundle)
     embedding = input_embedding(config, bundle)
     if embedding is not None and name != "lightgcn":
         raise ConfigError(f"key 'model.features': text and attribute inputs are built for lightgcn, not '{name}' "
@@ -103,10 +134,15 @@ def build_model(config: RunConfig, bundle: GraphBundle) -> torch.nn.Module:
     raise ConfigError(f"key 'model.name': unknown model '{name}'")
 
 
-def input_embedding(config: RunConfig, bundle: GraphBundle) -> NodeEmbedding | None:
-    """The fused user/item inputs ``model.features`` asks for, or None for plain ID embeddings."""
+def input_embedding(config: RunConfig, bundle: GraphBundle,
+                    other_types: dict[str, int] | None = None) -> NodeEmbedding | None:
+    """The fused user/item inputs ``model.features`` asks for, or None for plain ID embeddings.
+
+    ``other_types`` (node type -> count) adds ID embeddings for further node types (an encoder's
+    entities, genres, tags); a NodeEmbedding is then always returned.
+    """
     features, graph = config.model.features, bundle.graph
-    if features == FeatureConfig():
+    if features == FeatureConfig() and not other_types:
         return None
     types = {"user": bundle.num_users, "item": bundle.num_items}
     text = {t: graph[t].x_text for t in types if features.text and "x_text" in graph[t]}
@@ -126,6 +162,8 @@ def input_embedding(config: RunConfig, bundle: GraphBundle) -> NodeEmbedding | N
         index = torch.cat([index, field_index + torch.tensor([[0], [num_values]])], dim=1)
         attributes[owners[0]] = (index, num_values + bundle.idmap.num_nodes(name))
     id_types = set(types) if features.id else {t for t in types if t not in text and t not in attributes}
+    others = {t: n for t, n in (other_types or {}).items() if t not in types}
+    types, id_types = {**types, **others}, id_types | set(others)
     return NodeEmbedding(types, config.model.embedding_dim, id_types=id_types, text_dict=text,
                          has_text_dict={t: graph[t].has_text for t in text}, attribute_dict=attributes,
                          fusion=features.fusion, id_dropout=features.id_dropout)
@@ -144,7 +182,7 @@ def score_function(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Ten
     with torch.no_grad():
         user_emb, item_emb = model()
     model.train(was_training)
-    head = DotProductHead()
+    head = model if hasattr(model, "score_all") else DotProductHead()
 
     def score_fn(users: torch.Tensor) -> torch.Tensor:
         return head.score_all(user_emb[users.to(user_emb.device)], item_emb)  # [B, I]
@@ -153,13 +191,22 @@ def score_function(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Ten
 
 
 def evaluate_model(model: torch.nn.Module, config: RunConfig, num_users: int, num_items: int,
-                   eval_edges: torch.Tensor, exclude: list[torch.Tensor]) -> dict[str, float]:
-    """Rank the held-out ``eval_edges`` with the protocol the config names (``exclude``: items masked)."""
+                   eval_edges: torch.Tensor, exclude: list[torch.Tensor], candidate_items: torch.Tensor | None = None,
+                   per_user: bool = False):
+    """Rank the held-out ``eval_edges`` with the protocol the config names (``exclude``: items masked).
+
+    ``candidate_items``: the only items ranked (``Prepared.candidate_items``, a domain split's items).
+    Returns the summary; with ``per_user`` ``(summary, per-user values)``, the values None when nothing is held out.
+    """
     if eval_edges.shape[1] == 0:
-        return {}  # nothing held out: no metric rather than a row of zeros
+        return ({}, None) if per_user else {}  # nothing held out: no metric rather than a row of zeros
     too_long = [k for k in config.eval.ks if k > num_items]
     if too_long:
         raise ConfigError(f"key 'eval.ks': cut-off {too_long[0]} is larger than the {num_items} items of the graph")
+    too_long = [k for k in config.eval.ks if candidate_items is not None and k > candidate_items.numel()]
+    if too_long:
+        raise ConfigError(f"key 'eval.ks': cut-off {too_long[0]} is larger than the {candidate_items.numel()} items "
+                          f"of the split's domain (split.domain.part: {config.split.domain.part})")
     score_fn = score_function(model)
     if config.eval.candidates == "heldout":  # rank only the evaluated split's items (e.g. the cold ones)
         candidates = eval_edges[1].unique()
@@ -170,7 +217,8 @@ def evaluate_model(model: torch.nn.Module, config: RunConfig, num_users: int, nu
                               f"{candidates.numel()} held-out items ranked by eval.candidates: heldout")
     common = dict(score_fn=score_fn, num_users=num_users, num_items=num_items,
                   eval_edge_index=eval_edges, exclude_edge_indices=exclude, ks=config.eval.ks,
-                  names=config.eval.metrics, chunk_size=config.eval.chunk_size)
+                  names=config.eval.metrics, chunk_size=config.eval.chunk_size, candidate_items=candidate_items,
+                  return_per_user=per_user)
     if config.eval.protocol == "sampled":
         return sampled_ranking(**common, num_negatives=config.eval.num_negatives, seed=config.seed)
     tensors = [*model.parameters(), *model.buffers()]
@@ -217,9 +265,16 @@ def run(config: RunConfig | dict | str | Path, *, resume: bool = False, overwrit
         return run_sasrec(config, folder, data, resume)
     model = build_model(config, bundle)
     _write_run_files(folder, config, data)
+    extra: dict[str, Any] = {}
+    if config.model.name == "graph":  # a pre-trained start and what trains
+        from graphrec.transfer import prepare_finetune
+
+        extra["finetune"] = prepare_finetune(model, config, data, resume)
+        atomic_write_json(folder / "finetune.json", extra["finetune"])
 
     def validate(current: torch.nn.Module) -> dict[str, float]:
-        return evaluate_model(current, config, bundle.num_users, bundle.num_items, data.valid, [data.train])
+        return evaluate_model(current, config, bundle.num_users, bundle.num_items, data.valid, [data.train],
+                              data.candidate_items)
 
     trainer = Trainer(
         model, data.train, epochs=config.train.epochs, batch_size=config.train.batch_size, lr=config.train.lr,
@@ -228,16 +283,20 @@ def run(config: RunConfig | dict | str | Path, *, resume: bool = False, overwrit
         monitor=config.train.monitor, eval_every=config.train.eval_every, patience=config.train.patience,
         run_dir=folder, resume=resume, progress=config.train.progress,
     )
-    return finish_run(config, folder, model, data, trainer.fit())
+    return finish_run(config, folder, model, data, trainer.fit(), extra)
 
 
-def finish_run(config: RunConfig, folder: Path, model: torch.nn.Module, data: Prepared, trained) -> Result:
+def finish_run(config: RunConfig, folder: Path, model: torch.nn.Module, data: Prepared, trained,
+               extra: dict[str, Any] | None = None) -> Result:
     """Test the trained ``model``, write ``metrics.json`` and the training curve; the run's :class:`Result`."""
     bundle = data.bundle
     started = time.perf_counter()
-    test_metrics = evaluate_model(model, config, bundle.num_users, bundle.num_items, data.test,
-                                  [data.train, data.valid])
+    test_metrics, per_user = evaluate_model(model, config, bundle.num_users, bundle.num_items, data.test,
+                                            [data.train, data.valid], data.candidate_items, per_user=True)
     eval_seconds = time.perf_counter() - started
+    # test metrics per activity bucket (training interactions per user); "<10" is the cold-start report
+    test_buckets = {} if per_user is None or not config.eval.buckets else bucket_metrics(
+        per_user, None, user_activity(data.train, bundle.num_users), config.eval.buckets)
     epoch_seconds = [row["seconds"] for row in trained.history if "seconds" in row and row.get("loss") is not None]
     result = Result(
         run_dir=folder,
@@ -249,12 +308,14 @@ def finish_run(config: RunConfig, folder: Path, model: torch.nn.Module, data: Pr
     )
     atomic_write_json(folder / "metrics.json", {
         "test": test_metrics,
+        "test_buckets": test_buckets,
         "valid": trained.best_metrics,
         "best_epoch": trained.best_epoch,
         "epochs_run": trained.epochs_run,
         "stopped_early": trained.stopped_early,
         "seconds_per_epoch": result.seconds_per_epoch,
         "test_eval_seconds": eval_seconds,
+        **(extra or {}),
     })
     if trained.history and getattr(model, "trainable", True):
         plot_history(trained.history, folder / "curve.png", config.train.monitor)

@@ -120,7 +120,8 @@ def run_sasrec(config: RunConfig, folder: Path, data, resume: bool):
     valid_scorer = SequenceScorer(model, user_sequences(bundle, split.train, length)).to(device)
 
     def validate(current: SASRec) -> dict[str, float]:
-        return evaluate_model(valid_scorer, config, bundle.num_users, bundle.num_items, data.valid, [data.train])
+        return evaluate_model(valid_scorer, config, bundle.num_users, bundle.num_items, data.valid, [data.train],
+                              data.candidate_items)
 
     trainer = SequenceTrainer(
         model, user_sequences(bundle, split.train, length + 1), epochs=config.train.epochs,

@@ -13,11 +13,15 @@ row once ``n >= 2`` and validation at least one once ``n >= 3``, and train alway
 keeps at least one: 1 row -> train; 2 rows -> train + test; 3 rows -> train +
 valid + test. This is the protocol of the leave-one-out evaluation of NCF
 (He et al., "Neural Collaborative Filtering", WWW 2017) generalised to ratios.
+
+:func:`sparsify_users` turns a split's users into simulated cold-start users by
+cutting their training histories; :mod:`graphrec.data.domains` holds the
+cross-domain (source / target) split.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -198,6 +202,52 @@ def split_interactions(method: str, users: np.ndarray, items: np.ndarray | None 
     return cold_start_split(users, items, method.removeprefix("cold_"), ratios, seed)
 
 
+def sparsify_users(split: Split, users: np.ndarray, fraction: float, max_history: int = 9,
+                   seed: int = 0) -> Split:
+    """Simulate cold-start users: cut the training history of a random share of the users.
+
+    MovieLens and LastFM have no user with fewer than 10 interactions, so a cold-start
+    report needs made-up cold users. ``round(fraction * U_train)`` of the ``U_train`` users
+    with training rows are drawn uniformly without replacement; each keeps ``k`` of its
+    ``n`` training rows, drawn uniformly (``k`` uniform in ``1..min(n, max_history)``), and
+    its other training rows are dropped: they end up in no part, so a dropped row can neither
+    leak into evaluation nor count as training. Valid and test rows are untouched, and so is
+    every user not drawn. Every row choice depends only on ``seed``.
+
+    Args:
+        split: The split to sparsify (any method).
+        users: ``[N]`` user id of each row of the table ``split`` indexes.
+        fraction: Share of the users with training rows to sparsify, in ``[0, 1]``.
+        max_history: The most training rows a sparsified user keeps (at least 1).
+        seed: Seed of the user draw, of ``k`` and of the kept rows.
+
+    Returns:
+        A :class:`Split` with the same ``valid``, ``test`` and method and a smaller ``train``.
+
+    Raises:
+        ConfigError: ``fraction`` outside ``[0, 1]`` or ``max_history < 1``.
+        DataError: ``split`` indexes rows beyond ``users``.
+    """
+    users = _as_ids(users, "users")
+    if not 0.0 <= fraction <= 1.0:
+        raise ConfigError(f"cold-user fraction must lie in [0, 1] (the share of users to sparsify), got {fraction}")
+    if isinstance(max_history, bool) or not isinstance(max_history, (int, np.integer)) or max_history < 1:
+        raise ConfigError(f"cold-user max_history must be an integer >= 1 (training rows kept), got {max_history!r}")
+    train = np.asarray(split.train, dtype=np.int64)
+    if train.size and (train.min() < 0 or train.max() >= len(users)):
+        raise DataError(f"split.train holds row {int(train.max())} but the table has {len(users)} rows")
+    rng = np.random.default_rng(seed)
+    train_users = np.unique(users[train])  # sorted
+    num_chosen = int(np.floor(fraction * len(train_users) + 0.5))
+    chosen = np.sort(rng.choice(train_users, size=num_chosen, replace=False))
+    rows = train[np.isin(users[train], chosen)]
+    rows = rows[np.lexsort((rng.random(len(rows)), users[rows]))]  # by user, in random order inside
+    sizes = _group_sizes(users[rows])  # [num_chosen], one per chosen user (each has >= 1 row)
+    num_kept = rng.integers(1, np.minimum(sizes, max_history) + 1)  # [num_chosen], uniform in 1..min(n, max)
+    dropped = rows[_rank_in_group(sizes) >= np.repeat(num_kept, sizes)]
+    return replace(split, train=train[~np.isin(train, dropped)])
+
+
 def _cut_sorted_groups(groups: np.ndarray, key: np.ndarray, ratios: tuple[float, float, float],
                        method: str) -> Split:
     """Sort rows by (group, key, row) and cut each group in order: first train, then valid, then test."""
@@ -233,14 +283,19 @@ def _part_sizes(sizes: np.ndarray, ratios: tuple[float, float, float]) -> tuple[
 def _assign(order: np.ndarray, sizes: np.ndarray, num_train: np.ndarray, num_valid: np.ndarray,
             method: str) -> Split:
     """Give each row of ``order`` its part from its rank inside its group."""
-    starts = np.cumsum(sizes) - sizes
-    rank = np.arange(len(order), dtype=np.int64) - np.repeat(starts, sizes)  # [N] rank within group
+    rank = _rank_in_group(sizes)  # [N]
     train_end = np.repeat(num_train, sizes)
     valid_end = train_end + np.repeat(num_valid, sizes)
     order = order.astype(np.int64)
     return Split(train=np.sort(order[rank < train_end]),
                  valid=np.sort(order[(rank >= train_end) & (rank < valid_end)]),
                  test=np.sort(order[rank >= valid_end]), method=method)
+
+
+def _rank_in_group(sizes: np.ndarray) -> np.ndarray:
+    """``[sum(sizes)]`` position of each row inside its group, for groups of ``sizes`` consecutive rows."""
+    starts = np.cumsum(sizes) - sizes
+    return np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(starts, sizes)
 
 
 def _check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:

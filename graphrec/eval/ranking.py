@@ -5,6 +5,11 @@ and works in chunks of users so that at most ``chunk * num_items`` scores live a
 once. Per-user item sets are CSR arrays (``indptr [U+1]``, ``indices``); masks
 and ground truth are built for a whole chunk with ``repeat_interleave`` over
 the CSR rows, never with a loop over users.
+
+``candidate_items`` restricts a protocol to an item pool (e.g. the target domain's
+items in a cross-domain split): full ranking ranks only those items, sampled
+ranking draws its negatives only among them. ``return_per_user`` adds each
+evaluated user's values, which :mod:`graphrec.eval.buckets` groups by activity.
 """
 
 from __future__ import annotations
@@ -69,6 +74,19 @@ def csr_rows(indptr: Tensor, indices: Tensor, rows: Tensor) -> tuple[Tensor, Ten
     return row_pos, slot, cols
 
 
+def _item_pool(candidate_items: Tensor | Sequence[int] | None, num_items: int) -> Tensor | None:
+    """Sorted distinct ids of the candidate items, checked against ``num_items``; None for every item."""
+    if candidate_items is None:
+        return None
+    pool = torch.as_tensor(candidate_items, dtype=torch.long).view(-1).cpu().unique()  # sorted
+    if pool.numel() == 0:
+        raise ValueError("candidate_items is empty; give at least one item to rank (or None for every item)")
+    if int(pool.min()) < 0 or int(pool.max()) >= num_items:
+        raise ValueError(f"candidate_items must lie in 0..{num_items - 1} "
+                         f"(got ids in [{int(pool.min())}, {int(pool.max())}])")
+    return pool
+
+
 def _resolve_chunk(chunk_size: int | None, num_items: int) -> int:
     if chunk_size is None:
         return max(1, _MAX_CHUNK_ELEMENTS // max(num_items, 1))
@@ -110,7 +128,7 @@ def full_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge_in
                  exclude_edge_indices: Sequence[Tensor] = (), ks: Sequence[int] = (10, 20),
                  names: Sequence[str] = VALID_METRICS, users: Tensor | Sequence[int] | None = None,
                  chunk_size: int | None = None, device: str | torch.device = "cpu",
-                 return_per_user: bool = False) -> Report:
+                 return_per_user: bool = False, candidate_items: Tensor | Sequence[int] | None = None) -> Report:
     """Rank every item for every evaluated user (all-ranking protocol, as in NGCF and LightGCN).
 
     Items in ``exclude_edge_indices`` (typically the training and validation
@@ -130,17 +148,28 @@ def full_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge_in
         chunk_size: Users per chunk; default keeps ``chunk * num_items`` under 64M.
         device: Where scores, masks and top-K run.
         return_per_user: Also return :meth:`RankingAccumulator.per_user`.
+        candidate_items: Rank only these items (every other item scores ``-inf``);
+            ``None`` ranks every item. Eval items outside the pool count in
+            ``num_relevant`` but can never be hits.
 
     Returns:
         ``{"recall@10": ..., ..., "num_users": n}`` averaged over evaluated users
         with at least one eval item; with ``return_per_user`` a tuple
-        ``(summary, per_user)``.
+        ``(summary, per_user)`` where ``per_user`` maps every ``"<name>@<k>"``,
+        ``"num_relevant"`` and ``"user"`` to a ``[U_eval]`` tensor.
     """
     ks = _check_ks(ks)
     max_k = max(ks)
     if max_k > num_items:
         raise ValueError(f"cut-off k={max_k} exceeds num_items={num_items}")
+    pool = _item_pool(candidate_items, num_items)
+    if pool is not None and max_k > pool.numel():
+        raise ValueError(f"cut-off k={max_k} exceeds the {pool.numel()} items of candidate_items")
     device = torch.device(device)
+    outside = None
+    if pool is not None:
+        outside = torch.ones(num_items, dtype=torch.bool, device=device)  # [I]: true where never ranked
+        outside[pool.to(device)] = False
     eval_indptr, eval_indices = user_item_csr(eval_edge_index, num_users, num_items)
     ex_indptr, ex_indices = _union_csr(exclude_edge_indices, num_users, num_items)
     users = _select_users(users, eval_indptr, num_users)
@@ -152,6 +181,8 @@ def full_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge_in
     for start in range(0, users.numel(), chunk):
         batch = users[start:start + chunk].to(device)  # [B]
         scores = _masked_scores(score_fn, batch, num_items, ex_indptr, ex_indices)  # [B, I]
+        if outside is not None:
+            scores = scores.masked_fill(outside, float("-inf"))
         top_scores, top_items = scores.topk(max_k, dim=1)  # [B, maxK]
         truth = torch.zeros(batch.numel(), num_items, dtype=torch.bool, device=device)
         row_pos, _, cols = csr_rows(eval_indptr, eval_indices, batch)
@@ -213,7 +244,8 @@ def sampled_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge
                     exclude_edge_indices: Sequence[Tensor] = (), num_negatives: int = 100,
                     ks: Sequence[int] = (10,), names: Sequence[str] = VALID_METRICS, seed: int = 0,
                     chunk_size: int | None = None, users: Tensor | Sequence[int] | None = None,
-                    device: str | torch.device = "cpu", return_per_user: bool = False) -> Report:
+                    device: str | torch.device = "cpu", return_per_user: bool = False,
+                    candidate_items: Tensor | Sequence[int] | None = None) -> Report:
     """Rank each user's eval items against sampled negatives (sampled protocol of He et al., NCF, 2017).
 
     Protocol: for every evaluated user ``u`` the candidate list is all of
@@ -241,6 +273,10 @@ def sampled_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge
         users: Users to evaluate; default every user with at least one eval item.
         device: Where sampling and ranking run.
         return_per_user: Also return per-user values.
+        candidate_items: Rank only these items: negatives are drawn among them
+            (e.g. one domain's items), and eval items outside them count in
+            ``num_relevant`` but are never ranked, as in :func:`full_ranking`;
+            ``None`` ranks every item.
 
     Returns:
         Same layout as :func:`full_ranking`.
@@ -251,24 +287,40 @@ def sampled_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge
         raise ValueError(f"num_negatives must be >= 0 (got {num_negatives})")
     device = torch.device(device)
     eval_indptr, eval_indices = user_item_csr(eval_edge_index, num_users, num_items)
-    seen_indptr, seen_indices = _union_csr([eval_edge_index, *exclude_edge_indices], num_users, num_items)
+    pool = _item_pool(candidate_items, num_items)
+    seen = [eval_edge_index, *exclude_edge_indices]
+    num_pool = num_items
+    if pool is not None:  # sample in pool coordinates 0..P-1, mapped back to item ids after drawing
+        position = torch.full((num_items,), -1, dtype=torch.long)
+        position[pool] = torch.arange(pool.numel())
+        seen = [_to_pool(edges, position) for edges in seen]
+        num_pool = pool.numel()
+    seen_indptr, seen_indices = _union_csr(seen, num_users, num_pool)
     users = _select_users(users, eval_indptr, num_users)
     eval_indptr, eval_indices = eval_indptr.to(device), eval_indices.to(device)
     seen_indptr, seen_indices = seen_indptr.to(device), seen_indices.to(device)
+    pool = pool.to(device) if pool is not None else None
+    in_pool = None
+    if pool is not None:
+        in_pool = torch.zeros(num_items, dtype=torch.bool, device=device)  # [I]
+        in_pool[pool] = True
     generator = torch.Generator(device=device).manual_seed(seed)
     accumulator = RankingAccumulator(ks, names)
     chunk = _resolve_chunk(chunk_size, num_items)
 
     for start in range(0, users.numel(), chunk):
         batch = users[start:start + chunk].to(device)  # [B]
-        negatives, neg_valid = _sample_negatives(batch, num_negatives, seen_indptr, seen_indices, num_items, generator)
+        negatives, neg_valid = _sample_negatives(batch, num_negatives, seen_indptr, seen_indices, num_pool, generator)
+        if pool is not None:
+            negatives = pool[negatives]  # [B, W] pool positions -> item ids
         num_relevant = eval_indptr[batch + 1] - eval_indptr[batch]  # [B]
         max_pos = int(num_relevant.max()) if batch.numel() else 0
         row_pos, slot, cols = csr_rows(eval_indptr, eval_indices, batch)
         candidates = torch.cat([negatives.new_zeros(batch.numel(), max_pos), negatives], dim=1)  # [B, P+W]
         is_pos = torch.zeros_like(candidates, dtype=torch.bool)
         valid = torch.cat([is_pos[:, :max_pos], neg_valid], dim=1)
-        candidates[row_pos, slot], is_pos[row_pos, slot], valid[row_pos, slot] = cols, True, True
+        candidates[row_pos, slot], is_pos[row_pos, slot] = cols, True
+        valid[row_pos, slot] = True if in_pool is None else in_pool[cols]  # outside the pool: never ranked
         shuffle = torch.rand(candidates.shape, device=device, generator=generator).argsort(dim=1)
         candidates, is_pos, valid = candidates.gather(1, shuffle), is_pos.gather(1, shuffle), valid.gather(1, shuffle)
 
@@ -282,6 +334,19 @@ def sampled_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge
     summary: dict = accumulator.compute()
     summary["num_users"] = accumulator.num_users
     return (summary, accumulator.per_user()) if return_per_user else summary
+
+
+def _to_pool(edge_index: Tensor, position: Tensor) -> Tensor:
+    """``[2, E']`` the edges whose item lies in the pool, items replaced by their pool position."""
+    edge_index = edge_index.detach().to("cpu", torch.long)
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"edge_index must have shape [2, E] (got {tuple(edge_index.shape)})")
+    if edge_index.numel() and (int(edge_index[1].min()) < 0 or int(edge_index[1].max()) >= position.numel()):
+        raise ValueError(f"an exclude edge index has item ids in [{int(edge_index[1].min())}, "
+                         f"{int(edge_index[1].max())}]; expected 0..{position.numel() - 1}")
+    mapped = position[edge_index[1]]  # [E]
+    keep = mapped >= 0
+    return torch.stack([edge_index[0, keep], mapped[keep]])
 
 
 @torch.no_grad()

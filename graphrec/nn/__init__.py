@@ -26,3 +26,18 @@ __all__ = [
     "bce_loss",
     "l2_regularization",
 ]
+
+from graphrec.nn.adapters import Adapter, NodePrompt, add_adapters  # noqa: E402
+from graphrec.nn.heads import LinearDotHead, MLPHead, RatingHead  # noqa: E402
+from graphrec.nn.recommender import GraphRecommender  # noqa: E402
+
+__all__ += ["Adapter", "NodePrompt", "add_adapters", "LinearDotHead", "MLPHead", "RatingHead", "GraphRecommender"]
+
+from graphrec.nn.diffnet import DiffNet  # noqa: E402
+from graphrec.nn.encoder import HeteroEncoder  # noqa: E402
+from graphrec.nn.hgt import HGT  # noqa: E402
+from graphrec.nn.kgat_conv import KGATEncoder  # noqa: E402
+from graphrec.nn.rgcn import RGCN  # noqa: E402
+from graphrec.nn.sage import HeteroSAGE  # noqa: E402
+
+__all__ += ["HeteroEncoder", "HGT", "RGCN", "HeteroSAGE", "DiffNet", "KGATEncoder"]

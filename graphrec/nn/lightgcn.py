@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from graphrec.nn.embedding import NodeEmbedding
+from graphrec.nn.encoder import HeteroEncoder
 
 
 def check_interaction_index(edge_index: Tensor, num_users: int, num_items: int, name: str = "edge_index") -> None:
@@ -225,25 +226,34 @@ class LightGCN(torch.nn.Module):
         )
 
 
-class LightGCNEncoder(torch.nn.Module):
-    r"""LightGCN propagation as a heterogeneous encoder layer.
+class LightGCNEncoder(HeteroEncoder):
+    r"""LightGCN propagation as a heterogeneous encoder (`He et al., SIGIR 2020 <https://arxiv.org/abs/2002.02126>`_).
 
     Takes ``x_dict`` with ``"user"`` and ``"item"`` features of the same width and
     propagates them as :class:`LightGCN` does, over the first
-    ``("user", relation, "item")`` edge type of ``edge_index_dict``. Other node
-    types pass through unchanged. The normalised adjacency is cached per
-    ``edge_index`` tensor (identity and in-place version), so repeated calls on
-    one graph do not rebuild it.
+    ``("user", relation, "item")`` edge type of ``edge_index_dict``:
+
+    .. math::
+        \mathbf{E}^{(k+1)} = \hat{\mathbf{A}}\,\mathbf{E}^{(k)}, \qquad
+        \mathbf{E} = \sum_{k=0}^{L} \alpha_k \mathbf{E}^{(k)}.
+
+    Other node types pass through unchanged. The normalised adjacency is cached per
+    ``edge_index`` tensor (identity and in-place version), so repeated calls on one
+    graph do not rebuild it. The adapters of :meth:`HeteroEncoder.adapt` act on
+    :math:`\mathbf{E}^{(k+1)}` (users and items) before it is summed and propagated further.
+    Propagation has no parameters, so any input width works; ``channels`` is recorded for
+    the adapters.
 
     Args:
+        channels (int, optional): Width :math:`D` of the inputs and outputs. (default: ``64``)
         num_layers (int, optional): Propagation depth :math:`L`. (default: ``3``)
         alpha (float or sequence of float, optional): Layer weights, as in
             :class:`LightGCN`. (default: ``None``, the layer mean)
     """
 
-    def __init__(self, num_layers: int = 3, alpha: float | Sequence[float] | Tensor | None = None) -> None:
-        super().__init__()
-        self.num_layers = num_layers
+    def __init__(self, channels: int = 64, num_layers: int = 3,
+                 alpha: float | Sequence[float] | Tensor | None = None) -> None:
+        super().__init__(channels, num_layers)
         self.register_buffer("layer_weights", layer_weights(alpha, num_layers), persistent=False)
         self._cache_key: tuple | None = None
         self._cached_adjacency: Tensor | None = None
@@ -269,14 +279,14 @@ class LightGCNEncoder(torch.nn.Module):
         edge_index_dict: dict[tuple[str, str, str], Tensor],
     ) -> dict[str, Tensor]:
         """Returns ``h_dict`` with propagated ``"user"`` ``[U, D]`` and ``"item"`` ``[I, D]`` features."""
+        for edge_type in edge_index_dict:
+            if edge_type[0] not in x_dict or edge_type[2] not in x_dict:
+                raise ValueError(f"edge type {edge_type} joins node types missing from x_dict {sorted(x_dict)}")
         edge_type = next((et for et in edge_index_dict if et[0] == "user" and et[2] == "item"), None)
         if edge_type is None:
             raise ValueError(
                 f"LightGCNEncoder needs a ('user', relation, 'item') edge type; got {list(edge_index_dict)}"
             )
-        for node_type in ("user", "item"):
-            if node_type not in x_dict:
-                raise ValueError(f"x_dict has no {node_type!r} features; got node types {list(x_dict)}")
         x_user, x_item = x_dict["user"], x_dict["item"]
         if x_user.size(-1) != x_item.size(-1):
             raise ValueError(
@@ -285,10 +295,20 @@ class LightGCNEncoder(torch.nn.Module):
             )
         num_users, num_items = x_user.size(0), x_item.size(0)
         adjacency = self.get_adjacency(edge_index_dict[edge_type], num_users, num_items, x_user)
-        out = lightgcn_propagate(adjacency, torch.cat([x_user, x_item], dim=0), self.layer_weights)
+        x = torch.cat([x_user, x_item], dim=0)  # [U+I, D]
+        if self.adapters is None:
+            out = lightgcn_propagate(adjacency, x, self.layer_weights)
+        else:
+            adjacency = adjacency.to(x.dtype)
+            out = x * self.layer_weights[0]
+            for k in range(self.num_layers):
+                x = symmetric_sparse_mm(adjacency, x)  # E^{k+1} = A_hat E^{k}
+                adapted = self.adapt(k, {"user": x[:num_users], "item": x[num_users:]})
+                x = torch.cat([adapted["user"], adapted["item"]], dim=0)
+                out = out + x * self.layer_weights[k + 1]
         h_dict = dict(x_dict)
         h_dict["user"], h_dict["item"] = out[:num_users], out[num_users:]
         return h_dict
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}(num_layers={self.num_layers})"
+        return f"{self.__class__.__name__}(channels={self.channels}, num_layers={self.num_layers})"

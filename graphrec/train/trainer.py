@@ -199,7 +199,7 @@ class Trainer(BestWeights):
         self.model.set_graph(self.edges_cpu.to(self.device, non_blocking=True))
         if not self.trainable:
             return self._evaluate_only()
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=self.lr)
         generator = torch.Generator().manual_seed(self.seed)
         # Its own stream: seeded like the shuffle, the two generators would draw the same numbers.
         sampler = NegativeSampler(self.edges_cpu, self.model.num_users, self.model.num_items, seed=self.seed + 1)
@@ -245,8 +245,12 @@ class Trainer(BestWeights):
         with autocast:
             user_emb, item_emb = self.model()  # [U, D], [I, D]
         u = user_emb[users].float()  # [B, D]
-        pos_scores = (u * item_emb[pos].float()).sum(-1)  # [B]
-        neg_scores = (u.unsqueeze(1) * item_emb[neg].float()).sum(-1)  # [B, N]
+        score = getattr(self.model, "score", None)  # a model with a prediction head scores pairs itself
+        if score is None:
+            pos_scores = (u * item_emb[pos].float()).sum(-1)  # [B]
+            neg_scores = (u.unsqueeze(1) * item_emb[neg].float()).sum(-1)  # [B, N]
+        else:
+            pos_scores, neg_scores = score(u, item_emb[pos].float()), score(u, item_emb[neg].float())
         user_ego, item_ego = self.model.ego_embeddings()
         reg = l2_regularization(user_ego[users], item_ego[pos], item_ego[neg])
         loss = loss_fn(pos_scores, neg_scores) + self.weight_decay * reg

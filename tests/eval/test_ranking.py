@@ -210,3 +210,48 @@ def test_cuda_matches_cpu():
     assert full_ranking(fn, 20, 30, test, [train], device="cuda") == pytest.approx(on_cpu)
     sampled = sampled_ranking(fn, 20, 30, test, [train], num_negatives=30, ks=(5,), device="cuda")
     assert sampled == pytest.approx(full_ranking(fn, 20, 30, test, [train], ks=(5,)))
+    pool = torch.arange(5, 30)
+    on_cpu = full_ranking(fn, 20, 30, test, [train], ks=(5,), candidate_items=pool)
+    assert full_ranking(fn, 20, 30, test, [train], ks=(5,), candidate_items=pool, device="cuda") == \
+        pytest.approx(on_cpu)
+    sampled = sampled_ranking(fn, 20, 30, test, [train], num_negatives=30, ks=(5,), candidate_items=pool,
+                              device="cuda")
+    assert sampled == pytest.approx(on_cpu)
+
+
+def test_full_ranking_with_candidate_items_ranks_only_the_pool():
+    # pool {2, 3, 4, 5}; after masking train items:
+    #   u0 ranks 2, 3, 4 -> hits [T, F, F] (eval {2, 5});  u1 ranks 3, 2 -> [T, F] (eval {3})
+    #   u2 ranks 3, 5, 4 -> no hit (eval {0} lies outside the pool, still counted as relevant)
+    summary = full_ranking(score_fn, 4, 6, EVAL, [TRAIN], ks=(1, 3), names=("hr", "recall"),
+                           candidate_items=torch.tensor([5, 2, 3, 4, 2]))
+    assert summary == pytest.approx({"hr@1": 2 / 3, "recall@1": (1 / 2 + 1) / 3, "hr@3": 2 / 3,
+                                     "recall@3": (1 / 2 + 1) / 3, "num_users": 3})
+    assert full_ranking(score_fn, 4, 6, EVAL, [TRAIN], ks=(1, 3), candidate_items=range(6)) == \
+        pytest.approx(full_ranking(score_fn, 4, 6, EVAL, [TRAIN], ks=(1, 3)))
+    with pytest.raises(ValueError, match="cut-off k=3 exceeds the 2 items of candidate_items"):
+        full_ranking(score_fn, 4, 6, EVAL, [TRAIN], ks=(3,), candidate_items=[0, 1])
+    with pytest.raises(ValueError, match=r"candidate_items must lie in 0..5 \(got ids in \[0, 6\]\)"):
+        full_ranking(score_fn, 4, 6, EVAL, [TRAIN], ks=(1,), candidate_items=[0, 6])
+
+
+def test_sampled_ranking_draws_negatives_only_from_candidate_items():
+    # items 0..19 lie outside the pool and score 10: one drawn as a negative would beat the eval item (5)
+    scores, train, test = random_split(num_users=40, num_items=50)
+    pool = torch.arange(20, 50)
+    keep = test[1] >= 20
+    test = test[:, keep]
+    scores[:, :20] = 10.0
+    scores[test[0], test[1]] = 5.0
+    summary = sampled_ranking(lambda u: scores[u], 40, 50, test, [train], num_negatives=10, ks=(1,),
+                              names=("hr",), seed=1, candidate_items=pool)
+    assert summary["hr@1"] == 1.0
+    # with every free pool item drawn, the sampled protocol equals full ranking over the pool,
+    # eval items outside the pool (here items 0..19) being misses in both
+    _, train, test = random_split(num_users=40, num_items=50)
+    assert (test[1] < 20).any()
+    scores = torch.rand(40, 50, generator=torch.Generator().manual_seed(4))
+    fn = lambda users: scores[users]  # noqa: E731
+    full = full_ranking(fn, 40, 50, test, [train], ks=(1, 5), candidate_items=pool)
+    sampled = sampled_ranking(fn, 40, 50, test, [train], num_negatives=30, ks=(1, 5), candidate_items=pool)
+    assert sampled == pytest.approx(full)

@@ -1,0 +1,69 @@
+"""What every heterogeneous encoder of :mod:`graphrec.nn` shares.
+
+An encoder maps node features to node representations over a typed graph:
+
+    h_dict = encoder(x_dict, edge_index_dict)
+
+``x_dict`` holds ``[N_t, D]`` features per node type ``t`` (for instance from
+:class:`graphrec.nn.NodeEmbedding`); ``edge_index_dict`` holds ``[2, E_r]`` (source, target)
+indices per edge type ``r = (source type, relation, target type)``. The result has the same
+keys and widths as ``x_dict``: a node type that receives no message keeps its input. An edge
+type the encoder was built for may be missing or empty at call time (pretext tasks hide edges);
+an edge type it was not built for is an error.
+
+After layer ``k`` an encoder calls :meth:`HeteroEncoder.adapt`, which applies the bottleneck
+adapters that :func:`graphrec.nn.adapters.add_adapters` inserts for fine-tuning (none by default).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+EdgeType = tuple[str, str, str]
+Metadata = tuple[list[str], list[EdgeType]]
+
+
+class HeteroEncoder(torch.nn.Module):
+    """Base class: ``forward(x_dict, edge_index_dict) -> h_dict`` with ``num_layers`` layers of width ``channels``.
+
+    Args:
+        channels (int): Width :math:`D` of the inputs and outputs of every node type.
+        num_layers (int): Number of message-passing layers.
+    """
+
+    def __init__(self, channels: int, num_layers: int) -> None:
+        super().__init__()
+        if channels < 1:
+            raise ValueError(f"channels = {channels}; expected a positive int")
+        if num_layers < 0:
+            raise ValueError(f"num_layers = {num_layers}; expected a non-negative int")
+        self.channels = channels
+        self.num_layers = num_layers
+        # One ModuleDict (node type -> adapter) per layer, inserted by graphrec.nn.adapters.add_adapters.
+        self.adapters: torch.nn.ModuleList | None = None
+
+    def adapt(self, layer: int, h_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``h_dict`` after layer ``layer`` (0-based) passed through that layer's adapters, if any."""
+        if self.adapters is None:
+            return h_dict
+        adapters = self.adapters[layer]
+        return {t: adapters[t](h) if t in adapters else h for t, h in h_dict.items()}
+
+    def check_inputs(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor],
+                     known_edge_types: list[EdgeType] | None = None) -> None:
+        """Raises ``ValueError`` for a width other than ``channels``, an edge type between unknown node
+        types, or (given ``known_edge_types``) an edge type the encoder was not built for."""
+        for node_type, x in x_dict.items():
+            if x.dim() != 2 or x.size(-1) != self.channels:
+                raise ValueError(f"x_dict[{node_type!r}] has shape {list(x.shape)}; expected [N, {self.channels}]")
+        known = None if known_edge_types is None else set(map(tuple, known_edge_types))
+        for edge_type in edge_index_dict:
+            source, _, target = edge_type
+            if source not in x_dict or target not in x_dict:
+                raise ValueError(f"edge type {edge_type} joins node types missing from x_dict {sorted(x_dict)}")
+            if known is not None and tuple(edge_type) not in known:
+                raise ValueError(f"edge type {edge_type} is not one this encoder was built for: {sorted(known)}")
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(channels={self.channels}, num_layers={self.num_layers})"

@@ -1,0 +1,169 @@
+r"""R-GCN: relational graph convolution, with the mean-aggregation helpers other encoders share.
+
+From `"Modeling Relational Data with Graph Convolutional Networks"
+<https://arxiv.org/abs/1703.06103>`_ (Schlichtkrull et al., ESWC 2018).
+
+The mean over a relation's neighbours is a product with a constant CSR matrix
+(:func:`mean_adjacency`) through :func:`graphrec.nn.kgat.pattern_spmm`, whose
+backward is a product with the stored transpose; the matrices are cached per
+``edge_index`` tensor (:class:`EdgeIndexCache`), so repeated calls on one graph
+do not rebuild them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from graphrec.nn.encoder import EdgeType, HeteroEncoder, Metadata
+from graphrec.nn.kgat import SparsePattern, pattern_spmm, sparse_pattern
+
+
+class EdgeIndexCache:
+    """Keeps one value per name, built from ``edge_index`` tensors, until one of them changes.
+
+    A tensor counts as changed when another tensor is passed or it was edited in place (its
+    ``_version``). The tensors themselves are held, so their ids cannot be reused. Copies of a
+    module (``copy.deepcopy``, pickling) start with an empty cache.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[Any, tuple[tuple[Tensor, ...], tuple, Any]] = {}
+
+    def get(self, name: Any, tensors: Sequence[Tensor], extra: tuple, build: Callable[[], Any]) -> Any:
+        """The value stored under ``name`` for ``tensors`` and ``extra`` (sizes, device), built on a miss."""
+        stamp = tuple(t._version for t in tensors) + tuple(extra)
+        entry = self._entries.get(name)
+        if entry is None or len(entry[0]) != len(tensors) or entry[1] != stamp or \
+                any(a is not b for a, b in zip(entry[0], tensors)):
+            entry = (tuple(tensors), stamp, build())
+            self._entries[name] = entry
+        return entry[2]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __getstate__(self) -> dict:
+        return {"_entries": {}}
+
+
+def mean_adjacency(edge_index: Tensor, num_sources: int, num_targets: int) -> tuple[SparsePattern, Tensor]:
+    """The ``[num_targets, num_sources]`` pattern and values ``[nnz]`` of the mean over incoming neighbours.
+
+    Row ``v`` holds ``count(u -> v) / in_degree(v)`` at column ``u``, so repeated edges weigh as often as
+    they occur; a node without incoming edges has an empty row (its mean is zero, not NaN).
+    """
+    keys, counts = torch.unique(edge_index[1] * num_sources + edge_index[0], return_counts=True)  # sorted
+    targets, sources = keys // num_sources, keys % num_sources
+    in_degree = torch.bincount(edge_index[1], minlength=num_targets)  # [num_targets]
+    values = counts.float() / in_degree[targets].float()
+    return sparse_pattern(targets, sources, num_targets, num_sources), values
+
+
+def present(edge_types: Sequence[EdgeType], edge_index_dict: dict[EdgeType, Tensor]) -> list[EdgeType]:
+    """The edge types of ``edge_types`` that ``edge_index_dict`` holds with at least one edge."""
+    return [et for et in edge_types if et in edge_index_dict and edge_index_dict[et].numel() > 0]
+
+
+def target_types(metadata: Metadata) -> list[str]:
+    """Node types that are the target of some edge type; the others pass through encoders unchanged."""
+    node_types, edge_types = metadata
+    targets = {edge_type[2] for edge_type in edge_types}
+    return [node_type for node_type in node_types if node_type in targets]
+
+
+class RGCN(HeteroEncoder):
+    r"""Relational GCN encoder (`Schlichtkrull et al., ESWC 2018 <https://arxiv.org/abs/1703.06103>`_).
+
+    Every edge type :math:`r` of ``metadata`` is a relation with its own weight:
+
+    .. math::
+        \mathbf{h}_v^{(k+1)} = \sigma\Big(\mathbf{W}_0^{(k)} \mathbf{h}_v^{(k)} + \mathbf{b}^{(k)} +
+        \sum_{r} \frac{1}{|\mathcal{N}_r(v)|} \sum_{u \in \mathcal{N}_r(v)} \mathbf{W}_r^{(k)} \mathbf{h}_u^{(k)}\Big),
+
+    with :math:`\sigma` the ReLU between layers and the identity after the last. With
+    ``num_bases`` :math:`B`, :math:`\mathbf{W}_r^{(k)} = \sum_{b=1}^{B} a_{rb}^{(k)} \mathbf{V}_b^{(k)}`
+    (basis decomposition, Eq. 3 of the paper). A relation missing or empty at call time adds
+    nothing; node types that are no relation's target pass through unchanged.
+
+    Args:
+        metadata (tuple[list[str], list[tuple[str, str, str]]]): Node and edge types, as
+            :meth:`torch_geometric.data.HeteroData.metadata` returns.
+        channels (int, optional): Width :math:`D` of inputs and outputs. (default: ``64``)
+        num_layers (int, optional): Number of layers. (default: ``2``)
+        num_bases (int, optional): Number of bases :math:`B`; ``None`` gives every relation a
+            full :math:`D \times D` weight. (default: ``None``)
+    """
+
+    def __init__(self, metadata: Metadata, channels: int = 64, num_layers: int = 2,
+                 num_bases: int | None = None) -> None:
+        super().__init__(channels, num_layers)
+        self.edge_types: list[EdgeType] = sorted(map(tuple, metadata[1]))  # row r of the weights: edge type r
+        self.target_types = target_types(metadata)
+        num_relations = len(self.edge_types)
+        if num_bases is not None and not (isinstance(num_bases, int) and num_bases >= 1):
+            raise ValueError(f"num_bases = {num_bases!r}; expected None or an int >= 1")
+        self.num_bases = num_bases
+        if num_bases is None:
+            self.weight = torch.nn.Parameter(torch.empty(num_layers, num_relations, channels, channels))
+        else:
+            self.basis = torch.nn.Parameter(torch.empty(num_layers, num_bases, channels, channels))
+            self.comp = torch.nn.Parameter(torch.empty(num_layers, num_relations, num_bases))
+        self.root = torch.nn.Parameter(torch.empty(num_layers, channels, channels))  # W_0, as x @ root
+        self.bias = torch.nn.Parameter(torch.empty(num_layers, channels))
+        self._cache = EdgeIndexCache()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Redraws all weights (Glorot uniform) and zeroes the biases."""
+        for weight in (self.weight,) if self.num_bases is None else (self.basis,):
+            for matrix in weight.view(-1, self.channels, self.channels):
+                torch.nn.init.xavier_uniform_(matrix)
+        if self.num_bases is not None:
+            torch.nn.init.xavier_uniform_(self.comp)
+        for matrix in self.root:
+            torch.nn.init.xavier_uniform_(matrix)
+        torch.nn.init.zeros_(self.bias)
+        self._cache.clear()
+
+    def relation_weights(self, layer: int) -> Tensor:
+        """:math:`\\mathbf{W}_r` of layer ``layer`` for every relation ``[R, D, D]`` (applied as ``x @ W_r``)."""
+        if self.num_bases is None:
+            return self.weight[layer]
+        return torch.einsum("rb,bio->rio", self.comp[layer], self.basis[layer])
+
+    def forward(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> dict[str, Tensor]:
+        """``x_dict`` ``{t: [N_t, D]}`` -> ``h_dict`` ``{t: [N_t, D]}`` with the same keys."""
+        self.check_inputs(x_dict, edge_index_dict, self.edge_types)
+        edge_types = present(self.edge_types, edge_index_dict)
+        index = {edge_type: r for r, edge_type in enumerate(self.edge_types)}
+        h_dict = dict(x_dict)
+        for layer in range(self.num_layers):
+            weights = self.relation_weights(layer)  # [R, D, D]
+            out = {t: h_dict[t] @ self.root[layer] + self.bias[layer] for t in self.target_types if t in h_dict}
+            for edge_type in edge_types:
+                source, _, target = edge_type
+                pattern, values = self.adjacency(edge_type, edge_index_dict[edge_type], x_dict)
+                neighbours = pattern_spmm(pattern, values.to(h_dict[source].dtype), h_dict[source])  # [N_t, D]
+                out[target] = out[target] + neighbours @ weights[index[edge_type]]
+            if layer < self.num_layers - 1:
+                out = {t: F.relu(h) for t, h in out.items()}
+            h_dict = self.adapt(layer, {**h_dict, **out})
+        return h_dict
+
+    def adjacency(self, edge_type: EdgeType, edge_index: Tensor,
+                  x_dict: dict[str, Tensor]) -> tuple[SparsePattern, Tensor]:
+        """The cached :func:`mean_adjacency` of ``edge_index`` on the device of ``x_dict``."""
+        source, _, target = edge_type
+        num_sources, num_targets = x_dict[source].size(0), x_dict[target].size(0)
+        device = x_dict[target].device
+        return self._cache.get(edge_type, (edge_index,), (num_sources, num_targets, device),
+                               lambda: mean_adjacency(edge_index.to(device), num_sources, num_targets))
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}(channels={self.channels}, num_layers={self.num_layers}, "
+                f"num_relations={len(self.edge_types)}, num_bases={self.num_bases})")

@@ -1,0 +1,30 @@
+"""Self-supervised pretext tasks for pre-training a graph encoder, and recipes that combine them.
+
+Every task is a :class:`PretextTask` with ``loss(model, batch) -> Tensor``:
+
+* :class:`MaskedNodePrediction`: recover masked nodes' attributes or text (G-BERT, PMGT);
+* :class:`MaskedEdgePrediction`: recover hidden edges against random ones (CHEST, MaskGAE);
+* :class:`MetaPathPrediction`: tell which meta-path joins two nodes (CHEST);
+* :class:`ContrastiveViews`: agree across two random views (SGL, SimGCL);
+* :class:`MultiTask`: a weighted (fixed or uncertainty-learned) sum, with a :class:`Curriculum`.
+
+A recipe under ``pretext/`` names the tasks; :func:`load_pretext_recipe` reads it and
+:func:`build_multitask` resolves it against a graph.
+"""
+
+from graphrec.pretext.base import (
+    PretextBatch, PretextModel, PretextTask, canonical_edge_types, remove_edges, reverse_edge_type,
+)
+from graphrec.pretext.contrastive import ContrastiveViews, info_nce
+from graphrec.pretext.masked_edge import MaskedEdgePrediction
+from graphrec.pretext.masked_node import MaskedNodePrediction, attribute_fields
+from graphrec.pretext.metapath import MetaPathPrediction
+from graphrec.pretext.multitask import Curriculum, MultiTask
+from graphrec.pretext.recipe import PretextRecipe, build_multitask, find_pretext_recipe, load_pretext_recipe
+
+__all__ = [
+    "PretextBatch", "PretextModel", "PretextTask", "reverse_edge_type", "canonical_edge_types", "remove_edges",
+    "MaskedNodePrediction", "attribute_fields", "MaskedEdgePrediction", "MetaPathPrediction", "ContrastiveViews",
+    "info_nce", "MultiTask", "Curriculum", "PretextRecipe", "load_pretext_recipe", "find_pretext_recipe",
+    "build_multitask",
+]
