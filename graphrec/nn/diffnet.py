@@ -30,8 +30,8 @@ class DiffNet(HeteroEncoder):
     non-linear :math:`s`), :math:`F(u)` the users that ``u`` receives social edges from and
     :math:`R(u)` its items. Items and every other node type keep their input. Without the social
     edge type at call time every user is friendless (the friend mean is zero) and diffuses
-    through itself only; without interaction edges the item term is zero. Edge types other than
-    these two are ignored.
+    through itself only; without interaction edges the item term is zero. Other edge types are
+    ignored, so the whole message-passing graph can be passed.
 
     Args:
         channels (int, optional): Width :math:`D` of inputs and outputs. (default: ``64``)
@@ -82,11 +82,12 @@ class DiffNet(HeteroEncoder):
 
     def forward(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> dict[str, Tensor]:
         """``x_dict`` ``{t: [N_t, D]}`` -> ``h_dict`` ``{t: [N_t, D]}`` with the same keys; users are diffused."""
-        self.check_inputs(x_dict, edge_index_dict)
-        if self.user_type not in x_dict:
-            raise ValueError(f"x_dict has no {self.user_type!r} features; got node types {list(x_dict)}")
-        social = edge_index_dict.get(self.social)
+        self.check_inputs(x_dict, {})  # widths only: edge types other than its two are ignored
         interactions = edge_index_dict.get(self.interactions)
+        for node_type in (self.user_type, self.item_type) if interactions is not None else (self.user_type,):
+            if node_type not in x_dict:
+                raise ValueError(f"x_dict has no {node_type!r} features; got node types {list(x_dict)}")
+        social = edge_index_dict.get(self.social)
         h_dict = dict(x_dict)
         h = x_dict[self.user_type]  # [U, D]
         num_users = h.size(0)

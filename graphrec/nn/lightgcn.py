@@ -237,9 +237,9 @@ class LightGCNEncoder(HeteroEncoder):
         \mathbf{E}^{(k+1)} = \hat{\mathbf{A}}\,\mathbf{E}^{(k)}, \qquad
         \mathbf{E} = \sum_{k=0}^{L} \alpha_k \mathbf{E}^{(k)}.
 
-    Other node types pass through unchanged. The normalised adjacency is cached per
-    ``edge_index`` tensor (identity and in-place version), so repeated calls on one
-    graph do not rebuild it. The adapters of :meth:`HeteroEncoder.adapt` act on
+    Other node types pass through unchanged and other edge types are ignored. The
+    normalised adjacency is cached per ``edge_index`` tensor (identity and in-place
+    version), so repeated calls on one graph do not rebuild it. The adapters of :meth:`HeteroEncoder.adapt` act on
     :math:`\mathbf{E}^{(k+1)}` (users and items) before it is summed and propagated further.
     Propagation has no parameters, so any input width works; ``channels`` is recorded for
     the adapters.
@@ -263,6 +263,11 @@ class LightGCNEncoder(HeteroEncoder):
         self._cache_key = None
         self._cached_adjacency = None
 
+    def __getstate__(self) -> dict:
+        # Copies (copy.deepcopy, pickling) leave the cached CSR adjacency behind: its storage cannot be copied.
+        state = super().__getstate__()
+        return {**state, "_cache_key": None, "_cached_adjacency": None}
+
     def get_adjacency(self, edge_index: Tensor, num_users: int, num_items: int, x: Tensor) -> Tensor:
         """The normalised adjacency of ``edge_index`` on ``x``'s device and dtype, built once per graph."""
         # The tensor itself is held in the key, so its id cannot be reused by another tensor.
@@ -279,14 +284,14 @@ class LightGCNEncoder(HeteroEncoder):
         edge_index_dict: dict[tuple[str, str, str], Tensor],
     ) -> dict[str, Tensor]:
         """Returns ``h_dict`` with propagated ``"user"`` ``[U, D]`` and ``"item"`` ``[I, D]`` features."""
-        for edge_type in edge_index_dict:
-            if edge_type[0] not in x_dict or edge_type[2] not in x_dict:
-                raise ValueError(f"edge type {edge_type} joins node types missing from x_dict {sorted(x_dict)}")
         edge_type = next((et for et in edge_index_dict if et[0] == "user" and et[2] == "item"), None)
         if edge_type is None:
             raise ValueError(
                 f"LightGCNEncoder needs a ('user', relation, 'item') edge type; got {list(edge_index_dict)}"
             )
+        for node_type in ("user", "item"):
+            if node_type not in x_dict:
+                raise ValueError(f"x_dict has no {node_type!r} features; got node types {list(x_dict)}")
         x_user, x_item = x_dict["user"], x_dict["item"]
         if x_user.size(-1) != x_item.size(-1):
             raise ValueError(

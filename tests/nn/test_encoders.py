@@ -41,7 +41,7 @@ def tiny_graph() -> HeteroData:
 class Case:
     name: str
     build: Callable[[tuple], HeteroEncoder]
-    has_metadata: bool = True  # built for the edge types of metadata (others are errors)
+    has_metadata: bool = True  # built for the edge types of metadata (others are errors); else ignores others
 
 
 CASES = [
@@ -153,11 +153,17 @@ def test_missing_and_empty_edge_types(case, graph):
 def test_unknown_edge_type_is_an_error(case, graph):
     encoder, x_dict = build(case, graph), inputs(graph)
     edge_index = torch.tensor([[0], [0]])
+    planet, rates = ("user", "visits", "planet"), ("user", "rates", "genre")
+    if not case.has_metadata:  # DiffNet and LightGCN read their own edge types and ignore the others
+        expected = encoder(x_dict, graph.edge_index_dict)
+        out = encoder(x_dict, {**graph.edge_index_dict, planet: edge_index, rates: edge_index})
+        for node_type in x_dict:
+            torch.testing.assert_close(out[node_type], expected[node_type])
+        return
     with pytest.raises(ValueError, match=r"edge type \('user', 'visits', 'planet'\) joins node types missing"):
-        encoder(x_dict, {**graph.edge_index_dict, ("user", "visits", "planet"): edge_index})
-    if case.has_metadata:
-        with pytest.raises(ValueError, match=r"\('user', 'rates', 'genre'\) is not one this encoder was built for"):
-            encoder(x_dict, {**graph.edge_index_dict, ("user", "rates", "genre"): edge_index})
+        encoder(x_dict, {**graph.edge_index_dict, planet: edge_index})
+    with pytest.raises(ValueError, match=r"\('user', 'rates', 'genre'\) is not one this encoder was built for"):
+        encoder(x_dict, {**graph.edge_index_dict, rates: edge_index})
 
 
 def test_adapt_is_called_after_every_layer(case, graph):
@@ -317,3 +323,9 @@ def test_lightgcn_encoder_adapter_path_matches_plain_propagation(graph):
 def test_bad_arguments_are_errors(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_diffnet_needs_user_features(graph):
+    x_dict = {t: x for t, x in inputs(graph).items() if t != "user"}
+    with pytest.raises(ValueError, match="x_dict has no 'user' features; got node types"):
+        DiffNet(DIM)(x_dict, {FOLLOWS: graph[FOLLOWS].edge_index})
