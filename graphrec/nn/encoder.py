@@ -8,8 +8,10 @@ An encoder maps node features to node representations over a typed graph:
 :class:`graphrec.nn.NodeEmbedding`); ``edge_index_dict`` holds ``[2, E_r]`` (source, target)
 indices per edge type ``r = (source type, relation, target type)``. The result has the same
 keys and widths as ``x_dict``: a node type that receives no message keeps its input. An edge
-type the encoder was built for may be missing or empty at call time (pretext tasks hide edges);
-an edge type it was not built for is an error.
+type the encoder was built for may be missing or empty at call time (pretext tasks hide edges).
+Encoders with parameters per edge type (HGT, R-GCN, SAGE, KGAT) reject an edge type they were not
+built for; those that read only some edge types (LightGCN, DiffNet) ignore the others, so they
+take a whole message-passing graph.
 
 After layer ``k`` an encoder calls :meth:`HeteroEncoder.adapt`, which applies the bottleneck
 adapters that :func:`graphrec.nn.adapters.add_adapters` inserts for fine-tuning (none by default).
