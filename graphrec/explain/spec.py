@@ -13,7 +13,7 @@ from typing import Literal
 
 from graphrec.errors import ConfigError
 from graphrec.schema import from_mapping, load_yaml
-from graphrec.utils import suggest
+from graphrec.pretext.recipe import find_pretext_recipe
 
 
 @dataclass
@@ -76,31 +76,13 @@ class PathLMTask:
         return max(max(self.paths.hops), self.decode.hops)
 
 
-def default_pretext_dir() -> Path:
-    """``pretext/`` of the source checkout."""
-    return Path(__file__).resolve().parents[2] / "pretext"
-
-
-def find_pretext(path_or_name: str | Path) -> Path:
-    """A pretext file by path, or by name under ``pretext/``."""
-    candidate = Path(path_or_name)
-    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
-        return candidate
-    folder = default_pretext_dir()
-    path = folder / f"{path_or_name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in folder.glob("*.yaml"))
-        raise ConfigError(f"no pretext task '{path_or_name}'{suggest(str(path_or_name), known)}; known: {known}")
-    return path
-
-
 def load_task(path_or_name: str | Path | None, overrides: dict | None = None) -> PathLMTask:
     """Read a path-LM task file (``None``: the defaults); ``overrides`` is a nested mapping of keys."""
     if path_or_name is None:
         payload: dict = {}
         where = "path-lm task"
     else:
-        path = find_pretext(path_or_name)
+        path = find_pretext_recipe(path_or_name)
         payload = load_yaml(path, "pretext task")
         where = str(path)
     if payload.get("task", "path_lm") != "path_lm":

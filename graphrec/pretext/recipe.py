@@ -180,7 +180,7 @@ def default_pretext_dir() -> Path:
 
 
 def find_pretext_recipe(path_or_name: str | Path) -> Path:
-    """A recipe file by path, or by name under ``pretext/``."""
+    """A pretext file (a multi-task recipe, or the path LM's task file) by path, or by name under ``pretext/``."""
     candidate = Path(path_or_name)
     if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
         return candidate
@@ -188,7 +188,7 @@ def find_pretext_recipe(path_or_name: str | Path) -> Path:
     path = folder / f"{path_or_name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in folder.glob("*.yaml"))
-        raise ConfigError(f"no pretext recipe '{path_or_name}'{suggest(str(path_or_name), known)}; known: {known}")
+        raise ConfigError(f"no pretext task or recipe '{path_or_name}'{suggest(str(path_or_name), known)}; known: {known}")
     return path
 
 

@@ -125,6 +125,6 @@ def test_task_file_errors(tmp_path):
     bad.write_text("task: masked_edge\n")
     with pytest.raises(ConfigError, match="needs a path_lm task"):
         load_task(bad)
-    with pytest.raises(ConfigError, match="no pretext task 'path-lmm'.*path-lm"):
+    with pytest.raises(ConfigError, match="no pretext task or recipe 'path-lmm'.*path-lm"):
         load_task("path-lmm")
     assert load_task("path-lm").decode.constrained is True

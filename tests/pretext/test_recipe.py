@@ -134,7 +134,7 @@ def test_tasks_that_cannot_apply_to_the_graph_name_the_key(tmp_path, tasks, mess
 def test_a_path_lm_task_file_is_not_a_recipe():
     with pytest.raises(ConfigError, match=r"path-lm.yaml: key 'task' \('path_lm'\) marks a single-task file"):
         load_pretext_recipe("path-lm")
-    with pytest.raises(ConfigError, match=r"no pretext recipe 'chset' \(did you mean 'chest'\?\)"):
+    with pytest.raises(ConfigError, match=r"no pretext task or recipe 'chset' \(did you mean 'chest'\?\)"):
         load_pretext_recipe("chset")
 
 
