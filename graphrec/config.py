@@ -287,7 +287,13 @@ def parse_value(text: str) -> Any:
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
-        return text
+        pass
+    if text[:1] in "[{":  # a YAML flow list or mapping of bare words: [embedding, encoder.layers.0]
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            pass
+    return text
 
 
 def dump_config(config: RunConfig) -> str:

@@ -82,6 +82,15 @@ def test_override_values_are_literals_never_code(tmp_path):
     assert parse_value("true") is True and parse_value("null") is None and parse_value("1e-3") == 0.001
 
 
+def test_override_lists_of_bare_words_parse_as_yaml_flow_lists():
+    assert parse_value("[embedding, encoder.layers.0]") == ["embedding", "encoder.layers.0"]
+    assert parse_value("[10, 20]") == [10, 20]
+    assert parse_value("[unclosed") == "[unclosed"
+    assert parse_value("!!python/object/apply:os.system ['true']") == "!!python/object/apply:os.system ['true']"
+    config = load_config(None, ["model.name=graph", "finetune.strategy=partial", "finetune.frozen=[embedding]"])
+    assert config.finetune.frozen == ["embedding"]
+
+
 def test_yaml_tags_that_build_objects_are_refused(tmp_path):
     path = write(tmp_path, "seed: !!python/object/apply:os.system ['echo hi']\n")
     with pytest.raises(ConfigError, match="malformed YAML"):
