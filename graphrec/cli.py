@@ -165,11 +165,13 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the quick start on the built-in synthetic graph",
                                description="Generate the synthetic dataset, build its graph, train popularity, "
-                                           "MF-BPR and LightGCN, and print their metrics (a few minutes on CPU).")
+                                           "MF-BPR and LightGCN, pre-train a GraphSAGE encoder on the chest pretext "
+                                           "recipe and fine-tune it, and print their metrics (a few minutes on CPU).")
     demo.add_argument("--out", default="runs/demo", help="folder for the demo's runs (default: runs/demo)")
     demo.add_argument("--epochs", type=int, default=40, help="training epochs per model (default: 40)")
     demo.add_argument("--users", type=int, default=1000, help="synthetic users (default: 1000)")
     demo.add_argument("--items", type=int, default=500, help="synthetic items (default: 500)")
+    demo.add_argument("--pretrain-steps", type=int, default=60, help="pre-training steps (default: 60)")
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -346,7 +348,8 @@ def _datasets(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from graphrec.demo import demo
 
-    demo(out=Path(args.out), epochs=args.epochs, num_users=args.users, num_items=args.items)
+    demo(out=Path(args.out), epochs=args.epochs, num_users=args.users, num_items=args.items,
+         pretrain_steps=args.pretrain_steps)
     return 0
 
 

@@ -90,3 +90,14 @@ def test_run_recommend_evaluate_on_the_tiny_graph(tiny, tmp_path, capsys):
     metrics = json.loads(capsys.readouterr().out)
     stored = json.loads((run_dir / "metrics.json").read_text())["test"]
     assert metrics["recall@2"] == pytest.approx(stored["recall@2"])
+
+
+def test_demo_runs_end_to_end_at_a_small_size(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--epochs", "2", "--users", "120", "--items", "60",
+                 "--pretrain-steps", "4"]) == 0
+    out = capsys.readouterr().out
+    for model in ("popularity", "mf", "lightgcn", "sage+chest"):
+        assert model in out
+    assert (tmp_path / "demo" / "pretrain-sage" / "encoder.safetensors").is_file()
+    metrics = (tmp_path / "demo" / "sage+chest" / "metrics.json").read_text()
+    assert '"loaded_tensors"' in metrics
