@@ -65,8 +65,7 @@ class Prepared:
     train: torch.Tensor  # [2, E_train]
     valid: torch.Tensor  # [2, E_valid]
     test: torch.Tensor  # [2, E_test]
-    # split.method: domain: every item's domain, and the [P] items of the split's part, the only ones ranked
-    domains: ItemDomains | None = None
+    # split.method: domain: the [P] items of the split's part, the only ones ranked
     candidate_items: torch.Tensor | None = None
 
 
@@ -91,7 +90,7 @@ def prepare(config: RunConfig, split_rows: dict[str, np.ndarray] | None = None) 
         split = sparsify_users(split, inter.user, config.split.cold_users, config.split.cold_history, config.seed)
     candidates = None if domains is None else torch.from_numpy(domains.items(domain.part))
     return Prepared(bundle, split, inter.edge_index(split.train), inter.edge_index(split.valid),
-                    inter.edge_index(split.test), domains, candidates)
+                    inter.edge_index(split.test), candidates)
 
 
 def _item_domains(config: RunConfig, bundle: GraphBundle) -> ItemDomains:
@@ -203,39 +202,23 @@ def evaluate_model(model: torch.nn.Module, config: RunConfig, num_users: int, nu
     too_long = [k for k in config.eval.ks if k > num_items]
     if too_long:
         raise ConfigError(f"key 'eval.ks': cut-off {too_long[0]} is larger than the {num_items} items of the graph")
-    too_long = [k for k in config.eval.ks if candidate_items is not None and k > candidate_items.numel()]
-    if too_long:
-        raise ConfigError(f"key 'eval.ks': cut-off {too_long[0]} is larger than the {candidate_items.numel()} items "
-                          f"of the split's domain (split.domain.part: {config.split.domain.part})")
-    score_fn = score_function(model)
+    pool, pool_name = candidate_items, f"items of the split's domain (split.domain.part: {config.split.domain.part})"
     if config.eval.candidates == "heldout":  # rank only the evaluated split's items (e.g. the cold ones)
-        candidates = eval_edges[1].unique()
-        score_fn = _restricted(score_fn, candidates, num_items)
-        too_long = [k for k in config.eval.ks if k > candidates.numel()]
-        if too_long:
-            raise ConfigError(f"key 'eval.ks': cut-off {too_long[0]} is larger than the "
-                              f"{candidates.numel()} held-out items ranked by eval.candidates: heldout")
+        heldout = eval_edges[1].unique()
+        pool = heldout if pool is None else heldout[torch.isin(heldout, pool.to(heldout.device))]
+        pool_name = "held-out items ranked by eval.candidates: heldout"
+    too_long = [k for k in config.eval.ks if pool is not None and k > pool.numel()]
+    if too_long:
+        raise ConfigError(f"key 'eval.ks': cut-off {too_long[0]} is larger than the {pool.numel()} {pool_name}")
+    score_fn = score_function(model)
     common = dict(score_fn=score_fn, num_users=num_users, num_items=num_items,
                   eval_edge_index=eval_edges, exclude_edge_indices=exclude, ks=config.eval.ks,
-                  names=config.eval.metrics, chunk_size=config.eval.chunk_size, candidate_items=candidate_items,
+                  names=config.eval.metrics, chunk_size=config.eval.chunk_size, candidate_items=pool,
                   return_per_user=per_user)
     if config.eval.protocol == "sampled":
         return sampled_ranking(**common, num_negatives=config.eval.num_negatives, seed=config.seed)
     tensors = [*model.parameters(), *model.buffers()]
     return full_ranking(**common, device=tensors[0].device if tensors else "cpu")
-
-
-def _restricted(score_fn: Callable[[torch.Tensor], torch.Tensor], candidates: torch.Tensor,
-                num_items: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``score_fn`` with every item outside ``candidates`` scored -inf, i.e. never ranked."""
-    outside = torch.ones(num_items, dtype=torch.bool)
-    outside[candidates] = False
-
-    def score_fn_restricted(users: torch.Tensor) -> torch.Tensor:
-        scores = score_fn(users)
-        return scores.masked_fill(outside.to(scores.device), float("-inf"))
-
-    return score_fn_restricted
 
 
 def run(config: RunConfig | dict | str | Path, *, resume: bool = False, overwrite: bool = False,
