@@ -8,14 +8,12 @@ set starts from it; ``finetune.strategy`` says what trains (see :mod:`graphrec.f
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from graphrec.config import FinetuneConfig, RunConfig
 from graphrec.errors import ConfigError
@@ -109,6 +107,7 @@ def pretrain(config: RunConfig | dict | str | Path, *, resume: bool = False, ove
     """
     from graphrec.pipeline import _as_config, _resolved_paths, _run_folder, _write_run_files, prepare
     from graphrec.pretext.recipe import build_multitask, load_pretext_recipe
+    from graphrec.train.curves import plot_pretext_losses
     from graphrec.train.pretrain import PretrainTrainer
     from graphrec.utils import seed_everything
 
@@ -116,9 +115,8 @@ def pretrain(config: RunConfig | dict | str | Path, *, resume: bool = False, ove
     if config.model.name != "graph":
         raise ConfigError(f"key 'model.name' is '{config.model.name}'; pre-training needs model.name: graph "
                           f"with model.encoder one of {', '.join(ENCODERS)}")
-    config.finetune = FinetuneConfig()  # the pre-trained model has no fine-tuning modules
+    config.finetune = FinetuneConfig()  # the pre-trained model has no fine-tuning modules (a copy: not the caller's)
     if config.output.name is None and run_dir is None:
-        config = copy.deepcopy(config)
         config.output.name = f"{Path(config.graph.recipe).stem}-pretrain-{config.model.encoder}-" \
                              f"{time.strftime('%Y%m%d-%H%M%S')}"
     seed_everything(config.seed)
@@ -151,35 +149,8 @@ def pretrain(config: RunConfig | dict | str | Path, *, resume: bool = False, ove
         "train_interactions": int(len(data.split.train)),
     })
     if result.history:
-        plot_pretrain_history(result.history, folder / "pretrain_curve.png")
+        plot_pretext_losses(result.history, folder / "pretrain_curve.png")
     return PretrainRun(folder, result.history, result.seconds, checkpoint)
-
-
-def plot_pretrain_history(history: list[dict[str, float]], path: Path) -> None:
-    """The total and per-task pretext losses against the step, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from graphrec.utils import atomic_write_bytes
-
-    steps = [row["step"] for row in history]
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    for key in ["loss"] + sorted({k for row in history for k in row if k.startswith("loss/")} - {"loss/total"}):
-        values = [row.get(key, float("nan")) for row in history]
-        axis.plot(steps, values, label=key.removeprefix("loss/"), linewidth=2 if key == "loss" else 1)
-    axis.set_xlabel("step")
-    axis.set_ylabel("pretext loss")
-    axis.legend(fontsize=7)
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    import io
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 # ---------------------------------------------------------------------------------------- fine-tuning

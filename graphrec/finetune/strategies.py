@@ -25,6 +25,7 @@ import torch
 from graphrec.errors import ConfigError
 from graphrec.nn.adapters import NodePrompt, add_adapters
 from graphrec.nn.recommender import GraphRecommender
+from graphrec.utils import suggest
 
 STRATEGIES = ("full", "partial", "head", "adapter", "prompt")
 
@@ -98,8 +99,6 @@ def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> in
 
 def check_strategy(strategy: str) -> None:
     if strategy not in STRATEGIES:
-        from graphrec.utils import suggest
-
         raise ConfigError(f"key 'finetune.strategy' is '{strategy}'{suggest(strategy, STRATEGIES)}; "
                           f"expected one of {', '.join(STRATEGIES)}")
 

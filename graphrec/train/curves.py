@@ -1,4 +1,4 @@
-"""Training curves: loss per epoch and the monitored validation metric, as one PNG."""
+"""Training curves as PNGs: loss and the monitored validation metric per epoch; pretext losses per step."""
 
 from __future__ import annotations
 
@@ -44,6 +44,36 @@ def plot_history(history: Sequence[Mapping[str, float]], path: str | os.PathLike
         best = max(evaluated, key=lambda row: row[monitor])
         metric_axis.axvline(best["epoch"], color="tab:gray", linestyle="--", linewidth=0.8)
     loss_axis.set_title(f"training loss and validation {monitor}")
+    _write_png(figure, path)
+
+
+def plot_pretext_losses(history: Sequence[Mapping[str, float]], path: str | os.PathLike) -> None:
+    """Plot the total pretext loss and each task's (``loss/<task>`` keys) per step; write a PNG atomically.
+
+    Args:
+        history: ``PretrainResult.history``: dicts with ``step``, ``loss`` and ``loss/<task>``.
+        path: Where to write the PNG.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 4.0), dpi=100)
+    FigureCanvasAgg(figure)
+    axis = figure.add_subplot()
+    steps = [row["step"] for row in history]
+    tasks = sorted({key for row in history for key in row if key.startswith("loss/")} - {"loss/total"})
+    for key in ["loss", *tasks]:  # a task missing from a row (not yet started) is a gap
+        axis.plot(steps, [row.get(key, float("nan")) for row in history], label=key.removeprefix("loss/"),
+                  linewidth=2 if key == "loss" else 1)
+    axis.set_xlabel("step")
+    axis.set_ylabel("pretext loss")
+    axis.set_title("pre-training losses")
+    axis.legend(fontsize=7)
+    axis.grid(alpha=0.3)
+    _write_png(figure, path)
+
+
+def _write_png(figure, path: str | os.PathLike) -> None:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
