@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from graphrec.nn.encoder import EdgeType, HeteroEncoder
+from graphrec.nn.encoder import EdgeIndexCache, EdgeType, HeteroEncoder
 from graphrec.nn.kgat import SparsePattern, pattern_spmm
-from graphrec.nn.rgcn import EdgeIndexCache, mean_adjacency
+from graphrec.nn.rgcn import mean_adjacency
 
 
 class DiffNet(HeteroEncoder):

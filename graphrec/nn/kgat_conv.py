@@ -16,9 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.utils import softmax
 
-from graphrec.nn.encoder import EdgeType, HeteroEncoder, Metadata
+from graphrec.nn.encoder import EdgeIndexCache, EdgeType, HeteroEncoder, Metadata, present, target_types
 from graphrec.nn.kgat import BiInteraction, _crow, pattern_sddmm, pattern_spmm, sparse_pattern
-from graphrec.nn.rgcn import EdgeIndexCache, present, target_types
 
 
 def knowledge_graph(triples: Tensor, num_nodes: int, num_relations: int) -> dict[str, Any]:

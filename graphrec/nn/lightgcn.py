@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from graphrec.nn.embedding import NodeEmbedding
-from graphrec.nn.encoder import HeteroEncoder
+from graphrec.nn.encoder import EdgeIndexCache, HeteroEncoder
 
 
 def check_interaction_index(edge_index: Tensor, num_users: int, num_items: int, name: str = "edge_index") -> None:
@@ -255,28 +255,17 @@ class LightGCNEncoder(HeteroEncoder):
                  alpha: float | Sequence[float] | Tensor | None = None) -> None:
         super().__init__(channels, num_layers)
         self.register_buffer("layer_weights", layer_weights(alpha, num_layers), persistent=False)
-        self._cache_key: tuple | None = None
-        self._cached_adjacency: Tensor | None = None
+        self._cache = EdgeIndexCache()
 
     def reset_parameters(self) -> None:
         """LightGCN propagation has no parameters; drops the cached adjacency."""
-        self._cache_key = None
-        self._cached_adjacency = None
-
-    def __getstate__(self) -> dict:
-        # Copies (copy.deepcopy, pickling) leave the cached CSR adjacency behind: its storage cannot be copied.
-        state = super().__getstate__()
-        return {**state, "_cache_key": None, "_cached_adjacency": None}
+        self._cache.clear()
 
     def get_adjacency(self, edge_index: Tensor, num_users: int, num_items: int, x: Tensor) -> Tensor:
         """The normalised adjacency of ``edge_index`` on ``x``'s device and dtype, built once per graph."""
-        # The tensor itself is held in the key, so its id cannot be reused by another tensor.
-        key = (edge_index, edge_index._version, num_users, num_items, x.device, x.dtype)
-        cached = self._cache_key
-        if cached is None or cached[0] is not edge_index or cached[1:] != key[1:]:
-            adjacency = normalized_bipartite_adjacency(edge_index.to(x.device), num_users, num_items, x.dtype)
-            self._cache_key, self._cached_adjacency = key, adjacency
-        return self._cached_adjacency
+        return self._cache.get("adjacency", [edge_index], (num_users, num_items, x.device, x.dtype),
+                               lambda: normalized_bipartite_adjacency(edge_index.to(x.device), num_users, num_items,
+                                                                      x.dtype))
 
     def forward(
         self,

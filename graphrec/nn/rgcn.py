@@ -12,43 +12,12 @@ do not rebuild them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from graphrec.nn.encoder import EdgeType, HeteroEncoder, Metadata
+from graphrec.nn.encoder import EdgeIndexCache, EdgeType, HeteroEncoder, Metadata, present, target_types
 from graphrec.nn.kgat import SparsePattern, pattern_spmm, sparse_pattern
-
-
-class EdgeIndexCache:
-    """Keeps one value per name, built from ``edge_index`` tensors, until one of them changes.
-
-    A tensor counts as changed when another tensor is passed or it was edited in place (its
-    ``_version``). The tensors themselves are held, so their ids cannot be reused. Copies of a
-    module (``copy.deepcopy``, pickling) start with an empty cache.
-    """
-
-    def __init__(self) -> None:
-        self._entries: dict[Any, tuple[tuple[Tensor, ...], tuple, Any]] = {}
-
-    def get(self, name: Any, tensors: Sequence[Tensor], extra: tuple, build: Callable[[], Any]) -> Any:
-        """The value stored under ``name`` for ``tensors`` and ``extra`` (sizes, device), built on a miss."""
-        stamp = tuple(t._version for t in tensors) + tuple(extra)
-        entry = self._entries.get(name)
-        if entry is None or len(entry[0]) != len(tensors) or entry[1] != stamp or \
-                any(a is not b for a, b in zip(entry[0], tensors)):
-            entry = (tuple(tensors), stamp, build())
-            self._entries[name] = entry
-        return entry[2]
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    def __getstate__(self) -> dict:
-        return {"_entries": {}}
 
 
 def mean_adjacency(edge_index: Tensor, num_sources: int, num_targets: int) -> tuple[SparsePattern, Tensor]:
@@ -62,18 +31,6 @@ def mean_adjacency(edge_index: Tensor, num_sources: int, num_targets: int) -> tu
     in_degree = torch.bincount(edge_index[1], minlength=num_targets)  # [num_targets]
     values = counts.float() / in_degree[targets].float()
     return sparse_pattern(targets, sources, num_targets, num_sources), values
-
-
-def present(edge_types: Sequence[EdgeType], edge_index_dict: dict[EdgeType, Tensor]) -> list[EdgeType]:
-    """The edge types of ``edge_types`` that ``edge_index_dict`` holds with at least one edge."""
-    return [et for et in edge_types if et in edge_index_dict and edge_index_dict[et].numel() > 0]
-
-
-def target_types(metadata: Metadata) -> list[str]:
-    """Node types that are the target of some edge type; the others pass through encoders unchanged."""
-    node_types, edge_types = metadata
-    targets = {edge_type[2] for edge_type in edge_types}
-    return [node_type for node_type in node_types if node_type in targets]
 
 
 class RGCN(HeteroEncoder):
