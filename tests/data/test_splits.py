@@ -13,17 +13,6 @@ from graphrec.data.splits import (
 from graphrec.errors import ConfigError, DataError
 
 
-@pytest.fixture
-def table():
-    """50 users x 20 rows each, shuffled, with distinct timestamps and 30 items."""
-    rng = np.random.default_rng(7)
-    users = np.repeat(np.arange(50), 20)
-    items = rng.integers(0, 30, size=len(users))
-    timestamps = rng.permutation(len(users)).astype(np.int64) * 10
-    order = rng.permutation(len(users))
-    return users[order], items[order], timestamps[order]
-
-
 def assert_partition(split: Split, num_rows: int) -> None:
     rows = np.concatenate([split.train, split.valid, split.test])
     assert rows.dtype == np.int64

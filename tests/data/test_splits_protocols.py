@@ -9,17 +9,6 @@ from graphrec.data.splits import Split, random_split, sparsify_users, temporal_s
 from graphrec.errors import ConfigError, DataError
 
 
-@pytest.fixture
-def table():
-    """50 users x 20 rows each, shuffled, with distinct timestamps and 30 items."""
-    rng = np.random.default_rng(7)
-    users = np.repeat(np.arange(50), 20)
-    items = rng.integers(0, 30, size=len(users))
-    timestamps = rng.permutation(len(users)).astype(np.int64) * 10
-    order = rng.permutation(len(users))
-    return users[order], items[order], timestamps[order]
-
-
 def counts(users, rows, num_users=50):
     return np.bincount(users[rows], minlength=num_users)
 
