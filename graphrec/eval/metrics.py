@@ -32,6 +32,7 @@ from torch import Tensor
 
 from graphrec.utils import suggest
 
+#: The ranking metrics ``eval.metrics`` may name.
 VALID_METRICS = ("recall", "precision", "hr", "ndcg", "mrr", "map")
 
 

@@ -20,9 +20,9 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.utils import softmax
 
 from graphrec.nn.encoder import EdgeIndexCache, EdgeType, HeteroEncoder, Metadata, present, target_types
+from graphrec.nn.functional import segment_softmax
 from graphrec.nn.kgat import SparsePattern, pattern_sddmm, pattern_spmm, sparse_pattern
 
 
@@ -99,7 +99,7 @@ class HGTLayer(torch.nn.Module):
             key, value = torch.cat(keys), torch.cat(values)  # [C, H, d]
             logits = torch.stack([pattern_sddmm(pattern, query[:, i].contiguous(), key[:, i].contiguous())
                                   for i in range(heads)], dim=-1)  # [nnz, H]
-            attention = softmax(logits, ptr=pattern.crow, dim=0)  # over each target's incoming edges
+            attention = segment_softmax(logits, pattern.crow)  # over each target's incoming edges
             aggregated = torch.cat([pattern_spmm(pattern, attention[:, i].contiguous(), value[:, i].contiguous())
                                     for i in range(heads)], dim=-1)  # [N, D], heads side by side
         out, start = {}, 0

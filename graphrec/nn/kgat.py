@@ -17,16 +17,18 @@ the model's device (tested on CPU with torch 2.13).
 from __future__ import annotations
 
 import warnings
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.data import HeteroData
-from torch_geometric.utils import softmax
 
 from graphrec.nn.embedding import NodeEmbedding
+from graphrec.nn.functional import segment_softmax
 from graphrec.nn.lightgcn import check_interaction_index
+
+if TYPE_CHECKING:
+    from torch_geometric.data import HeteroData
 
 INTERACTS = ("user", "interacts", "item")
 REV_INTERACTS = ("item", "rev_interacts", "user")
@@ -328,7 +330,7 @@ class KGAT(torch.nn.Module):
             keys.append(tails @ weight)  # [K_r, k]
         query = torch.cat(queries)[graph["query_inverse"]]  # [Q, k] in (h, r) order
         logits = pattern_sddmm(graph["attention"], query, torch.cat(keys))  # [E]
-        return softmax(logits, ptr=graph["head_ptr"])
+        return segment_softmax(logits, graph["head_ptr"])
 
     def ego_embeddings(self) -> tuple[Tensor, Tensor]:
         """Layer-0 embeddings ``(user [U, D], item [I, D])``."""

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.utils import softmax
 
 from graphrec.nn.encoder import EdgeIndexCache, EdgeType, HeteroEncoder, Metadata, present, target_types
+from graphrec.nn.functional import segment_softmax
 from graphrec.nn.kgat import BiInteraction, _crow, pattern_sddmm, pattern_spmm, sparse_pattern
 
 
@@ -137,7 +137,7 @@ class KGATEncoder(HeteroEncoder):
             keys.append(tails @ self.relation_weight[r])  # [K_r, k]
         query = torch.cat(queries)[graph["query_inverse"]]  # [Q, k] in (h, r) order
         logits = pattern_sddmm(graph["attention"], query, torch.cat(keys))  # [E]
-        return softmax(logits, ptr=graph["head_ptr"])
+        return segment_softmax(logits, graph["head_ptr"])
 
     def forward(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> dict[str, Tensor]:
         """``x_dict`` ``{t: [N_t, D]}`` -> ``h_dict`` ``{t: [N_t, D]}`` with the same keys."""

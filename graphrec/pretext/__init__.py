@@ -20,11 +20,32 @@ from graphrec.pretext.masked_edge import MaskedEdgePrediction
 from graphrec.pretext.masked_node import MaskedNodePrediction, attribute_fields
 from graphrec.pretext.metapath import MetaPathPrediction
 from graphrec.pretext.multitask import Curriculum, MultiTask
-from graphrec.pretext.recipe import PretextRecipe, build_multitask, find_pretext_recipe, load_pretext_recipe
+from graphrec.pretext.recipe import (
+    PretextRecipe, build_multitask, default_pretext_dir, find_pretext_recipe, load_pretext_recipe,
+)
 
 __all__ = [
-    "PretextBatch", "PretextModel", "PretextTask", "reverse_edge_type", "canonical_edge_types", "remove_edges",
-    "MaskedNodePrediction", "attribute_fields", "MaskedEdgePrediction", "MetaPathPrediction", "ContrastiveViews",
-    "info_nce", "MultiTask", "Curriculum", "PretextRecipe", "load_pretext_recipe", "find_pretext_recipe",
+    # the interface every task implements
+    "PretextTask",
+    "PretextModel",
+    "PretextBatch",
+    # tasks
+    "MaskedNodePrediction",
+    "MaskedEdgePrediction",
+    "MetaPathPrediction",
+    "ContrastiveViews",
+    "MultiTask",
+    "Curriculum",
+    # recipes
+    "PretextRecipe",
+    "load_pretext_recipe",
+    "find_pretext_recipe",
+    "default_pretext_dir",
     "build_multitask",
+    # helpers
+    "info_nce",
+    "attribute_fields",
+    "reverse_edge_type",
+    "canonical_edge_types",
+    "remove_edges",
 ]

@@ -93,6 +93,8 @@ class CurriculumConfig:
 
 @dataclass
 class PretextRecipe:
+    """A pre-training recipe: which pretext tasks run, how they are weighed or ordered, and the optimiser settings."""
+
     name: str = ""
     description: str = ""
     tasks: TaskConfigs = field(default_factory=TaskConfigs)
@@ -175,8 +177,9 @@ def _check_edge_types(key: str, edge_types: list[list[str]] | None) -> None:
 
 # ---------------------------------------------------------------------------------------------- loading
 def default_pretext_dir() -> Path:
-    """``pretext/`` of the source checkout."""
-    return Path(__file__).resolve().parents[2] / "pretext"
+    """The built-in pretext recipes: ``pretext/`` of a source checkout, shipped in the package as
+    ``graphrec/resources/pretext`` (in a checkout a link to ``pretext/``, which this resolves to)."""
+    return (Path(__file__).resolve().parents[1] / "resources" / "pretext").resolve()
 
 
 def find_pretext_recipe(path_or_name: str | Path) -> Path:
