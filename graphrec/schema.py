@@ -8,6 +8,8 @@ reads a file with errors that name the file and line.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -19,8 +21,36 @@ from graphrec.errors import ConfigError
 from graphrec.utils import suggest
 
 
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last one silently)
+    and reads ``1e-3`` as a number, as YAML 1.2 does (PyYAML, a YAML 1.1 parser, reads it as text)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *defaults' may be overridden on purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice (first on line "
+                                                        f"{first + 1}); keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def load_yaml(path: str | Path, what: str = "YAML file") -> Any:
-    """``yaml.safe_load`` a file; a missing file or a syntax error names the file and line."""
+    """Safely load a YAML file; a missing file, a syntax error or a key given twice names the file and line."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: {what} not found")
@@ -29,7 +59,7 @@ def load_yaml(path: str | Path, what: str = "YAML file") -> Any:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: {what} is not UTF-8 text ({exc})") from None
     try:
-        payload = yaml.safe_load(text)
+        payload = yaml.load(text, Loader=_Loader)  # a SafeLoader: builds no Python objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -117,6 +147,8 @@ def coerce(value: Any, hint: Any, where: str, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: key '{key}' must be a number, found {_describe(value)}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: key '{key}' must be a finite number, found {value}")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):

@@ -113,12 +113,28 @@ class IdMap:
     def from_dict(cls, payload: dict, source: str = "id map") -> "IdMap":
         if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION or "ids" not in payload:
             raise CheckpointError(f"{source}: not a graphrec id map (format_version {FORMAT_VERSION} expected)")
+        ids_by_type, names_by_type = payload["ids"], payload.get("names", {})
+        relation_names = payload.get("relation_names", {})
+        if not all(isinstance(part, dict) for part in (ids_by_type, names_by_type, relation_names)):
+            raise CheckpointError(f"{source}: 'ids', 'names' and 'relation_names' must be JSON objects; "
+                                  "the id map is corrupt")
         idmap = cls()
-        for node_type, ids in payload["ids"].items():
-            idmap._index[node_type] = pd.Index(np.asarray(ids, dtype=object))
-        for node_type, names in payload.get("names", {}).items():
-            idmap._names[node_type] = {int(k): v for k, v in names.items()}
-        idmap.relation_names = dict(payload.get("relation_names", {}))
+        for node_type, ids in ids_by_type.items():
+            if not isinstance(ids, list):
+                raise CheckpointError(f"{source}: ids of node type '{node_type}' must be a list, found "
+                                      f"{type(ids).__name__}; the id map is corrupt")
+            index = pd.Index(np.asarray(ids, dtype=object).astype(str))
+            if index.has_duplicates:
+                raise CheckpointError(f"{source}: {node_type} id '{index[index.duplicated()][0]}' is listed twice; "
+                                      "the id map is corrupt")
+            idmap._index[node_type] = index
+        for node_type, names in names_by_type.items():
+            try:
+                idmap._names[node_type] = {int(k): str(v) for k, v in names.items()}
+            except (AttributeError, TypeError, ValueError):
+                raise CheckpointError(f"{source}: names of node type '{node_type}' must map node numbers to "
+                                      "names; the id map is corrupt") from None
+        idmap.relation_names = dict(relation_names)
         return idmap
 
     def save(self, path: str | os.PathLike) -> None:

@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -79,6 +80,8 @@ def read_table(source: TableSource) -> pd.DataFrame:
         DataError: the file is missing, empty, not decodable, has a duplicate or
             missing header, or a row has the wrong number of fields.
     """
+    if not source.path:
+        raise DataError("a table lists no file (path: [] in the recipe); name at least one file")
     frames = [_read_one(path, source) for path in source.path]
     for path, frame in zip(source.path, frames):
         frame.attrs["files"] = [(path, len(frame))]
@@ -116,7 +119,14 @@ def _read_one(path: Path, source: TableSource) -> pd.DataFrame:
         text = text[1:]
     if not text.strip():
         raise DataError(f"{path}: file is empty (expected a header line and at least one row)")
+    if "\x00" in text:  # a binary file, or one padded with zeros by an interrupted copy
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise DataError(f"{path}:{line}: NUL byte in a text table (expected {fmt.upper()} text); "
+                        "the file may be binary, compressed without a .gz name, or corrupt")
     sep = source.sep or _SEPARATORS[fmt]
+    if len(sep) != 1:
+        raise DataError(f"{path}: sep: {sep!r} must be a single character such as ',', '\\t', ';' or '|' "
+                        "(a multi-character delimiter like '::' is not supported; convert the file first)")
     return _parse_delimited(text, path, sep, source, recbole=(fmt == "recbole"))
 
 
@@ -124,6 +134,9 @@ def _decode(raw: bytes, path: Path, encoding: str) -> str:
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise DataError(f"{path}:1: the file starts with a UTF-16 byte-order mark, not {encoding} text; "
+                            "set encoding: utf-16 in the recipe for this table (or save the file as UTF-8)") from None
         line = raw.count(b"\n", 0, exc.start) + 1
         raise DataError(
             f"{path}:{line}: byte 0x{raw[exc.start]:02x} is not valid {encoding}; "
@@ -140,36 +153,48 @@ def _parse_delimited(text: str, path: Path, sep: str, source: TableSource, recbo
         lines.pop()
     header_line: list[str] | None = None
     if source.header:
-        header_line = next(csv.reader([lines[0]], delimiter=sep, quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL))
+        quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
+        try:
+            header_line = next(csv.reader([lines[0]], delimiter=sep, quoting=quoting, strict=True))
+        except csv.Error as exc:  # e.g. '"user,item': a quote that is never closed
+            raise DataError(f"{path}:1: cannot read the header ({exc}); expected column names separated by "
+                            f"{sep!r}, a quoted name closed by '\"'") from None
         header_line = [name.strip() for name in header_line]
+        if len(header_line) > 1 and header_line[-1] == "" and lines[0].endswith(sep):
+            header_line.pop()  # a trailing delimiter ends the header line as it ends every row
+        _check_delimiter(header_line, path, sep)  # before ':type' is cut off: 'user_id:token,item_id:token'
         if recbole:
             header_line = [name.split(":", 1)[0] for name in header_line]
-        _check_header(header_line, path, sep)
+        _check_header(header_line, path)
         body_start = 1
     else:
         if not source.names:
             raise DataError(f"{path}: header: false needs names: [column, ...] in the recipe")
         header_line = list(source.names)
+        _check_header(header_line, path, where="names: in the recipe")
         body_start = 0
+    _check_field_counts(lines, body_start, len(header_line), sep, path)
     try:
-        frame = pd.read_csv(
-            io.StringIO("\n".join(lines[body_start:])),
-            sep=sep,
-            header=None,
-            names=header_line,
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=False,
-            quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL,
-            engine="c",
-            index_col=False,
-        )
+        with warnings.catch_warnings():
+            # pandas warns when it drops a trailing empty field; every other mismatch was refused just above
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.StringIO("\n".join(lines[body_start:])),
+                sep=sep,
+                header=None,
+                names=header_line,
+                dtype=str,
+                keep_default_na=False,
+                skip_blank_lines=False,
+                quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL,
+                engine="c",
+                index_col=False,
+            )
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: {_parser_message(str(exc), body_start)}") from None
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame(columns=header_line, dtype=str)
     frame.index = pd.RangeIndex(body_start + 1, body_start + 1 + len(frame))
-    _check_short_rows(lines, body_start, len(header_line), sep, path)
     frame = frame.fillna("")
     # Drop blank lines but keep the line numbers of the rest.
     blank = (frame == "").all(axis=1)
@@ -179,22 +204,31 @@ def _parse_delimited(text: str, path: Path, sep: str, source: TableSource, recbo
     return frame
 
 
-def _check_short_rows(lines: list[str], body_start: int, num_fields: int, sep: str, path: Path) -> None:
-    """pandas pads a row with too few fields with empty values; a row like that is an error here."""
+def _check_field_counts(lines: list[str], body_start: int, num_fields: int, sep: str, path: Path) -> None:
+    """A row with too few fields (pandas pads it) or too many (pandas may drop the extra ones) is an error.
+
+    One empty field after a trailing delimiter (``u1,i1,``) is allowed: some tools end every line that way.
+    """
     body = pd.Series(lines[body_start:], dtype=object)
     counts = body.str.count(re.escape(sep)).to_numpy() + 1
-    # Quoted values may hold the delimiter: only unquoted, non-blank lines are counted.
-    checked = ~body.str.contains('"', regex=False).to_numpy() & (body.str.strip() != "").to_numpy()
-    short = checked & (counts < num_fields)
-    if short.any():
-        position = int(np.argmax(short))
+    checked = (body.str.strip() != "").to_numpy()
+    if sep != "\t":  # TSV is read without quoting; elsewhere a quoted value may hold the delimiter or a line break
+        quotes = body.str.count('"').to_numpy()
+        inside_quotes = (np.cumsum(quotes) - quotes) % 2 == 1  # the line continues a value opened above
+        checked = checked & (quotes == 0) & ~inside_quotes
+    trailing = body.str.endswith(sep).to_numpy() & (counts == num_fields + 1)
+    wrong = checked & (counts != num_fields) & ~trailing
+    if wrong.any():
+        position = int(np.argmax(wrong))
+        reason = "a truncated row" if counts[position] < num_fields else "an unquoted delimiter inside a value"
         raise DataError(
             f"{path}: line {body_start + position + 1}: expected {num_fields} fields, found {counts[position]} "
-            "(a wrong delimiter or a truncated row)"
+            f"(a wrong delimiter or {reason})"
         )
 
 
-def _check_header(header: list[str], path: Path, sep: str) -> None:
+def _check_delimiter(header: list[str], path: Path, sep: str) -> None:
+    """A header read as one column that holds another delimiter means the file uses that delimiter."""
     if len(header) == 1:
         for other, name in ((",", "comma"), ("\t", "tab"), (";", "semicolon"), ("|", "pipe"), (" ", "space")):
             if other != sep and other in header[0]:
@@ -202,12 +236,16 @@ def _check_header(header: list[str], path: Path, sep: str) -> None:
                     f"{path}:1: the header has a single column '{header[0]}' that contains a {name}; "
                     f"the delimiter is probably {other!r}, not {sep!r} (set sep: in the recipe)"
                 )
+
+
+def _check_header(header: list[str], path: Path, where: str = "the header") -> None:
+    location = f"{path}:1" if where == "the header" else f"{path}"
     seen: set[str] = set()
     for position, name in enumerate(header, start=1):
         if not name:
-            raise DataError(f"{path}:1: column {position} of the header has no name")
+            raise DataError(f"{location}: column {position} of {where} has no name")
         if name in seen:
-            raise DataError(f"{path}:1: duplicate column name '{name}' in the header (column {position})")
+            raise DataError(f"{location}: duplicate column name '{name}' in {where} (column {position})")
         seen.add(name)
 
 
@@ -219,6 +257,13 @@ def _parser_message(message: str, body_start: int) -> str:
         return (
             f"line {line + body_start}: expected {expected} fields, found {saw} "
             "(a wrong delimiter, an unquoted delimiter inside a value, or a truncated file)"
+        )
+    # pandas: "EOF inside string starting at row 4" (rows count from 0 after the header)
+    match = re.search(r"EOF inside string starting at row (\d+)", message)
+    if match:
+        return (
+            f"line {int(match.group(1)) + body_start + 1}: a quoted value starts here and is never closed "
+            "(expected a closing '\"'; a stray quote, or a truncated file)"
         )
     return f"cannot parse the file ({message.strip()})"
 
@@ -244,12 +289,16 @@ def _parquet_strings(column: pd.Series) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(column):
         seconds = (column - pd.Timestamp(0, tz=column.dt.tz)) // pd.Timedelta(seconds=1)  # any resolution
         values = seconds.fillna(0).astype("int64").astype(str).to_numpy(dtype=object)
-    elif pd.api.types.is_float_dtype(column) and np.all(np.mod(column.to_numpy()[~null], 1) == 0):
+    elif pd.api.types.is_float_dtype(column) and _all_integral(column.to_numpy()[~null]):
         values = column.fillna(0).astype("int64").astype(str).to_numpy(dtype=object)  # ints that held a null
     else:
         values = column.astype(str).to_numpy(dtype=object)
     values[null] = ""
     return values
+
+
+def _all_integral(values: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(values)) and np.all(np.mod(values, 1) == 0))
 
 
 def row_location(frame: pd.DataFrame, position: int) -> str:

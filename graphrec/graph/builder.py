@@ -75,13 +75,22 @@ class _Builder:
         position = int(np.argmax(unknown))
         count = int(unknown.sum())
         if policy == "error":
+            raw = str(frame[column].iloc[position])
+            spaces = ""
+            if raw != raw.strip() and self.idmap.lookup(node_type, [raw.strip()])[0] >= 0:
+                spaces = f" (note the spaces around it: '{raw.strip()}' is defined; remove the spaces from the file)"
             raise DataError(
                 f"{row_location(frame, position)}: column '{column}' has {node_type} id "
-                f"'{frame[column].iloc[position]}' that {defined_by} does not define ({count} such rows); "
+                f"'{raw}' that {defined_by} does not define{spaces} ({count} such rows); "
                 f"fix the file or set on_unknown_id: drop under '{key}' to skip these rows"
             )
         self.dropped[key] = self.dropped.get(key, 0) + count
         logger.warning("%s: dropped %d rows whose %s id is not defined by %s", key, count, node_type, defined_by)
+
+    def defined_by(self, node_type: str) -> str:
+        """What defines the ids of ``user`` or ``item``: its own table, else the interactions."""
+        table = self.recipe.users if node_type == "user" else self.recipe.items
+        return f"the {node_type}s table" if table is not None else "the interactions table"
 
     def add_edges(self, edge_type: tuple[str, str, str], src: np.ndarray, dst: np.ndarray) -> None:
         self.edges.setdefault(edge_type, []).append(np.stack([src, dst]).astype(np.int64))
@@ -200,7 +209,7 @@ class _Builder:
             value_ids = self.idmap.add(table.field, names[table.value_names.id].to_numpy())
             self.idmap.set_names(table.field, value_ids, names[table.value_names.name].tolist())
         frame = self.read(table, key, [table.id, table.value])
-        owners, keep = self.known(table.node, frame, table.id, self.policy(table), key, f"the {table.node}s")
+        owners, keep = self.known(table.node, frame, table.id, self.policy(table), key, self.defined_by(table.node))
         if table.value_names is not None:
             values, mask = self.known(table.field, frame, table.value, self.policy(table), key, "value_names")
             keep &= mask
@@ -212,8 +221,8 @@ class _Builder:
         table = self.recipe.social
         frame = self.read(table, "social", [table.user, table.friend])
         policy = self.policy(table)
-        users, keep_u = self.known("user", frame, table.user, policy, "social", "the users")
-        friends, keep_f = self.known("user", frame, table.friend, policy, "social", "the users")
+        users, keep_u = self.known("user", frame, table.user, policy, "social", self.defined_by("user"))
+        friends, keep_f = self.known("user", frame, table.friend, policy, "social", self.defined_by("user"))
         keep = keep_u & keep_f & (users != friends)
         src, dst = users[keep], friends[keep]
         if table.symmetric:
@@ -228,7 +237,8 @@ class _Builder:
         if self.recipe.item_entity is not None:
             link = self.recipe.item_entity
             frame = self.read(link, "item_entity", [link.item, link.entity])
-            items, keep = self.known("item", frame, link.item, self.policy(link), "item_entity", "the items")
+            items, keep = self.known("item", frame, link.item, self.policy(link), "item_entity",
+                                     self.defined_by("item"))
             entity_item = pd.Series(items[keep].astype(np.float64), index=frame[link.entity].to_numpy()[keep])
             entity_item = entity_item[~entity_item.index.duplicated()]
         if table.entity_names is not None:
@@ -394,7 +404,15 @@ def _render(template: str, frame: pd.DataFrame, key: str) -> list[str]:
                 f"columns: {list(frame.columns)}"
             )
     columns = {name: frame[name].tolist() for name in set(fields)}
-    return [template.format(**{name: values[row] for name, values in columns.items()}) for row in range(len(frame))]
+    texts = []
+    for row in range(len(frame)):
+        try:
+            texts.append(template.format(**{name: values[row] for name, values in columns.items()}))
+        except (ValueError, TypeError, IndexError, KeyError) as exc:  # e.g. '{title:d}' on a text value
+            raise ConfigError(f"recipe key '{key}.text': cannot fill {template!r} with the values of "
+                              f"{row_location(frame, row)} ({exc}); placeholders take no format spec on text, "
+                              "write {column}") from None
+    return texts
 
 
 def _relation_name(raw: str, taken: dict[str, str]) -> str:

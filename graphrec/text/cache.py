@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+import torch
 from torch import Tensor
 
 from graphrec.errors import CheckpointError
@@ -22,8 +23,8 @@ CACHE_FORMAT = "graphrec-text-features"
 class TextFeatureCache:
     """Encoded text tables on disk, one ``<directory>/<key>.safetensors`` file per table.
 
-    A file that cannot be read back (truncated by a kill, or of the wrong shape) is reported with
-    a warning, deleted and treated as missing, so the caller simply encodes again.
+    A file that cannot be read back (truncated by a kill, of the wrong shape, or holding NaN) is
+    reported with a warning, deleted and treated as missing, so the caller simply encodes again.
     """
 
     def __init__(self, directory: str | Path) -> None:
@@ -67,7 +68,10 @@ class TextFeatureCache:
         if expected_shape is not None and tuple(features.shape) != tuple(expected_shape):
             return self._discard(path, f"{path}: holds features of shape {tuple(features.shape)}, "
                                        f"expected {tuple(expected_shape)}")
-        return features.float()
+        features = features.float()
+        if not torch.isfinite(features).all():  # an encoder never writes NaN or inf: the file was damaged
+            return self._discard(path, f"{path}: holds NaN or infinite values, expected finite features")
+        return features
 
     def store(self, key: str, features: Tensor) -> None:
         """Write ``features`` ``[N, dim]`` under ``key`` atomically; a failed write only warns."""
