@@ -10,14 +10,18 @@ A run folder holds what is needed to evaluate again or recommend later:
     history.json       loss and validation metrics per epoch
     metrics.json       validation and test metrics, timings
     curve.png          the training curve
+    report.html        a self-contained HTML report (graphrec.report)
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import logging
+import os
 import platform
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -36,10 +40,11 @@ from graphrec.eval import bucket_metrics, full_ranking, sampled_ranking, topk_it
 from graphrec.graph import GraphBundle, load_graph
 from graphrec.graph.recipe import find_recipe
 from graphrec.nn import KGAT, MF, DotProductHead, LightGCN, NodeEmbedding, Popularity
-from graphrec.schema import from_mapping
+from graphrec.schema import from_mapping, to_mapping
 from graphrec.train import Trainer, load_weights, plot_history
-from graphrec.utils import atomic_save_tensors, atomic_write_json, atomic_write_text, load_tensors, resolve_device, \
-    seed_everything, suggest
+from graphrec.train.checkpoint import find_checkpoint
+from graphrec.utils import atomic_save_tensors, atomic_write_bytes, atomic_write_json, atomic_write_text, \
+    load_tensors, read_json, resolve_device, seed_everything, suggest
 
 logger = logging.getLogger("graphrec")
 
@@ -227,27 +232,49 @@ def run(config: RunConfig | dict | str | Path, *, resume: bool = False, overwrit
 
     Args:
         config: a :class:`RunConfig`, a mapping of its keys, or a YAML file.
-        resume: continue the run in ``run_dir`` (or ``output.dir/output.name``) from its last checkpoint.
-        overwrite: reuse an existing run folder of the same name, replacing its contents.
-        run_dir: the run folder; default ``output.dir/output.name`` (a new timestamped name when unset).
+        resume: continue the run in ``run_dir`` (or ``output.dir/output.name``) from its last complete
+            checkpoint, on the split saved there; the data files must be unchanged.
+        overwrite: replace an existing run folder of that name (only one a run made).
+        run_dir: the run folder; default ``output.dir/output.name``, or a new ``<recipe>-<model>-<time>``
+            folder when neither is given (never an existing one).
     """
     config = _resolved_paths(_as_config(config))
     seed_everything(config.seed)
     folder = _run_folder(config, run_dir, resume, overwrite)
-    data = prepare(config)
+    # A resume refused (other settings, changed data) must not leave its config in the folder.
+    kept = {name: (folder / name).read_bytes() for name in ("config.yaml", "environment.json")
+            if resume and (folder / name).is_file()}
+    try:
+        result = _train_and_test(config, folder, resume)
+    except Exception:
+        for name, payload in kept.items():
+            atomic_write_bytes(folder / name, payload)
+        if not resume and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # failed before writing anything: leave no empty run folder behind
+        raise
+    from graphrec.report import write_report
+
+    write_report(folder)
+    return result
+
+
+def _train_and_test(config: RunConfig, folder: Path, resume: bool) -> Result:
+    # A resumed run trains on the split it started with, read back from the run folder.
+    data = _prepare_from_folder(config, folder) if resume and (folder / "split.safetensors").is_file() \
+        else prepare(config)
     bundle = data.bundle
     if config.model.name == "path_lm":
         from graphrec.explain.runner import run_path_lm
 
-        _write_run_files(folder, config, data)
+        _write_run_files(folder, config, data, resume)
         return run_path_lm(config, folder, data, resume)
     if config.model.name == "sasrec":
         from graphrec.sequential import run_sasrec
 
-        _write_run_files(folder, config, data)
+        _write_run_files(folder, config, data, resume)
         return run_sasrec(config, folder, data, resume)
     model = build_model(config, bundle)
-    _write_run_files(folder, config, data)
+    _write_run_files(folder, config, data, resume)
     extra: dict[str, Any] = {}
     if config.model.name == "graph":  # a pre-trained start and what trains
         from graphrec.transfer import prepare_finetune
@@ -337,6 +364,11 @@ def load_run_data(run_dir: str | Path) -> tuple[RunConfig, Prepared]:
     if not (folder / "config.yaml").is_file():
         raise ConfigError(f"{folder}: not a run folder (no config.yaml); pass the folder a `graphrec run` made")
     config = load_config(folder / "config.yaml")
+    return config, _prepare_from_folder(config, folder)
+
+
+def _prepare_from_folder(config: RunConfig, folder: Path) -> Prepared:
+    """:func:`prepare` with the split saved in ``folder/split.safetensors``, checked against the data now."""
     rows = {name: tensor.numpy() for name, tensor in load_tensors(folder / "split.safetensors").items()}
     data = prepare(config, split_rows=rows)
     expected = int(rows["num_interactions"][0]) if "num_interactions" in rows else None
@@ -345,7 +377,7 @@ def load_run_data(run_dir: str | Path) -> tuple[RunConfig, Prepared]:
             f"{folder / 'split.safetensors'}: the run was split over {expected} interactions but the graph of "
             f"'{config.graph.recipe}' now has {len(data.bundle.interactions)}; the data changed since the run"
         )
-    return config, data
+    return data
 
 
 def recommend(run_dir: str | Path, user_ids: list[str], k: int = 10) -> list[dict[str, Any]]:
@@ -401,62 +433,133 @@ def _resolved_paths(config: RunConfig) -> RunConfig:
     return config
 
 
-def _run_folder(config: RunConfig, run_dir: str | Path | None, resume: bool, overwrite: bool) -> Path:
-    if run_dir is None:
-        name = config.output.name or (
-            f"{Path(config.graph.recipe).stem}-{config.model.name}-{datetime.now():%Y%m%d-%H%M%S}")
-        run_dir = Path(config.output.dir) / name
-    folder = Path(run_dir)
+def _run_folder(config: RunConfig, run_dir: str | Path | None, resume: bool, overwrite: bool,
+                stem: str | None = None) -> Path:
+    """The run folder: a new one, an existing one to resume, or (``overwrite``) an earlier run's, emptied.
+
+    Unnamed (no ``run_dir``, no ``output.name``), every run gets a folder of its own,
+    ``<stem>-<time>`` (``stem`` defaults to ``<recipe>-<model>``), with ``-2``, ``-3``, ... when two
+    runs start in the same second; a named folder that holds anything is only reused with
+    ``resume`` or ``overwrite``.
+    """
+    if run_dir is None and config.output.name is None:
+        if resume:
+            raise ConfigError("resume: name the run folder to continue (--run-dir or output.name); "
+                              "without a name every run starts a new folder")
+        stem = stem or f"{Path(config.graph.recipe).stem}-{config.model.name}"
+        return _new_folder(Path(config.output.dir), f"{stem}-{datetime.now():%Y%m%d-%H%M%S}")
+    folder = Path(run_dir) if run_dir is not None else Path(config.output.dir) / config.output.name
     if resume:
-        if not (folder / "checkpoint").is_dir():
+        if find_checkpoint(folder / "checkpoint") is None:
             raise ConfigError(f"{folder}: nothing to resume (no checkpoint/ folder)")
         return folder
-    if folder.exists() and any(folder.iterdir()):
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder}: run folder path is a file; pick another output.name or --run-dir")
+    if folder.is_dir() and any(folder.iterdir()):
         if not overwrite:
             raise ConfigError(f"{folder}: run folder exists; pass --overwrite to replace it or --resume to continue it")
-        import shutil
-
-        shutil.rmtree(folder)
+        if not _is_run_folder(folder):
+            raise ConfigError(f"{folder}: --overwrite only replaces run folders, and this one holds no config.yaml "
+                              "or checkpoint/ of a graphrec run; pick another output.name or --run-dir")
+        # Renamed away first, so the name never holds half of the old run.
+        retired = folder.with_name(f".{folder.name}.{os.getpid()}.overwritten")
+        os.replace(folder, retired)
+        shutil.rmtree(retired)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
-def _write_run_files(folder: Path, config: RunConfig, data: Prepared) -> None:
+def _new_folder(parent: Path, stem: str) -> Path:
+    """Create and return ``parent/stem`` or the first free ``parent/stem-N``; ``mkdir`` claims it atomically."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for attempt in itertools.count(1):
+        folder = parent / (stem if attempt == 1 else f"{stem}-{attempt}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise AssertionError("unreachable")
+
+
+_RUN_FILES = ("config.yaml", "environment.json", "split.safetensors", "checkpoint", "checkpoint.old",
+              "checkpoint.tmp")
+
+
+def _is_run_folder(folder: Path) -> bool:
+    """Whether ``folder`` was made by a run: it holds a run file, or only the temporary files of a killed one."""
+    names = [entry.name for entry in folder.iterdir()]
+    return any(name in _RUN_FILES for name in names) or all(
+        name.startswith(".") and name.endswith(".tmp") for name in names)
+
+
+def _write_run_files(folder: Path, config: RunConfig, data: Prepared, resume: bool = False) -> None:
+    """``config.yaml``, ``split.safetensors`` and ``environment.json``; a resumed run keeps the split and
+    the first environment (its own is appended under ``resumed``), and must find the same data files."""
     split = data.split
     atomic_write_text(folder / "config.yaml", dump_config(config))
-    atomic_save_tensors(folder / "split.safetensors", {
-        "train": torch.from_numpy(np.asarray(split.train, dtype=np.int64)),
-        "valid": torch.from_numpy(np.asarray(split.valid, dtype=np.int64)),
-        "test": torch.from_numpy(np.asarray(split.test, dtype=np.int64)),
-        "num_interactions": torch.tensor([len(data.bundle.interactions)], dtype=torch.int64),
-    })
-    atomic_write_json(folder / "environment.json", environment(config))
+    current = environment(config)
+    if resume and (folder / "environment.json").is_file():
+        first = read_json(folder / "environment.json", "run environment")
+        changed = sorted(path for path in {*first.get("data_files", {}), *current["data_files"]}
+                         if first.get("data_files", {}).get(path) != current["data_files"].get(path))
+        if changed:
+            raise CheckpointError(
+                f"{folder / 'environment.json'}: the data files changed since the run started ({', '.join(changed)}); "
+                "a resumed run would train on other data; start a new run")
+        first.setdefault("resumed", []).append({k: v for k, v in current.items() if k != "data_files"})
+        current = first
+    if not (resume and (folder / "split.safetensors").is_file()):
+        atomic_save_tensors(folder / "split.safetensors", {
+            "train": torch.from_numpy(np.asarray(split.train, dtype=np.int64)),
+            "valid": torch.from_numpy(np.asarray(split.valid, dtype=np.int64)),
+            "test": torch.from_numpy(np.asarray(split.test, dtype=np.int64)),
+            "num_interactions": torch.tensor([len(data.bundle.interactions)], dtype=torch.int64),
+        })
+    atomic_write_json(folder / "environment.json", current)
 
 
 def environment(config: RunConfig) -> dict[str, Any]:
-    """Versions, git commit, device and data checksums: what is needed to reproduce a run."""
+    """What is needed to reproduce a run: the resolved config, versions, git commit, device, data checksums."""
     import importlib.metadata as metadata
 
     versions = {}
-    for package in ("graphrec", "torch", "torch-geometric", "numpy", "pandas", "scipy", "dgl"):
+    for package in ("graphrec", "torch", "torch-geometric", "numpy", "pandas", "scipy", "safetensors", "dgl"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    commit, dirty = _git_state()
     return {
+        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "config": to_mapping(config),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": versions,
         "git_commit": commit,
+        "git_dirty": dirty,
         "device": str(resolve_device(config.train.device)),
         "threads": torch.get_num_threads(),
         "data_files": _data_checksums(config),
     }
+
+
+def _git_state() -> tuple[str | None, bool | None]:
+    """HEAD of the git checkout graphrec runs from, and whether tracked files differ from it;
+    ``(None, None)`` for an installed copy (even one inside another repository) or without git."""
+    here = Path(__file__).resolve()
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=here.parent)
+
+    try:
+        if git("ls-files", "--error-unmatch", here.name).returncode != 0:
+            return None, None
+        commit = git("rev-parse", "HEAD").stdout.strip() or None
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no").stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit, dirty
 
 
 def _data_checksums(config: RunConfig) -> dict[str, str]:

@@ -8,7 +8,6 @@ set starts from it; ``finetune.strategy`` says what trains (see :mod:`graphrec.f
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,7 +104,9 @@ def pretrain(config: RunConfig | dict | str | Path, *, resume: bool = False, ove
     Only training interactions of the split enter the graph, so fine-tuning with the same seed and
     split never evaluates on an interaction pre-training saw (checked when fine-tuning starts).
     """
-    from graphrec.pipeline import _as_config, _resolved_paths, _run_folder, _write_run_files, prepare
+    from graphrec.pipeline import (
+        _as_config, _prepare_from_folder, _resolved_paths, _run_folder, _write_run_files, prepare,
+    )
     from graphrec.pretext.recipe import build_multitask, load_pretext_recipe
     from graphrec.train.curves import plot_pretext_losses
     from graphrec.train.pretrain import PretrainTrainer
@@ -116,12 +117,12 @@ def pretrain(config: RunConfig | dict | str | Path, *, resume: bool = False, ove
         raise ConfigError(f"key 'model.name' is '{config.model.name}'; pre-training needs model.name: graph "
                           f"with model.encoder one of {', '.join(ENCODERS)}")
     config.finetune = FinetuneConfig()  # the pre-trained model has no fine-tuning modules (a copy: not the caller's)
-    if config.output.name is None and run_dir is None:
-        config.output.name = f"{Path(config.graph.recipe).stem}-pretrain-{config.model.encoder}-" \
-                             f"{time.strftime('%Y%m%d-%H%M%S')}"
     seed_everything(config.seed)
-    folder = _run_folder(config, run_dir, resume, overwrite)
-    data = prepare(config)
+    folder = _run_folder(config, run_dir, resume, overwrite,
+                         stem=f"{Path(config.graph.recipe).stem}-pretrain-{config.model.encoder}")
+    # a resumed pre-training reads back the split it started with
+    data = _prepare_from_folder(config, folder) if resume and (folder / "split.safetensors").is_file() \
+        else prepare(config)
     recipe = load_pretext_recipe(config.pretrain.pretext)
     model = build_graph_model(config, data.bundle)
     model.set_graph(data.train)
@@ -131,7 +132,7 @@ def pretrain(config: RunConfig | dict | str | Path, *, resume: bool = False, ove
         if tuple(edge_type) not in keep:
             del graph[edge_type]
     task = build_multitask(recipe, graph, config.model.embedding_dim)
-    _write_run_files(folder, config, data)
+    _write_run_files(folder, config, data, resume)
     trainer = PretrainTrainer(
         model, task, model.edge_index_dict, model.embedding.num_nodes_dict,
         steps=config.pretrain.steps or recipe.steps, lr=config.pretrain.lr or recipe.lr,

