@@ -9,18 +9,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import typing
 from pathlib import Path
 from typing import Sequence
 
-from graphrec.errors import GraphrecError
+from graphrec.errors import ConfigError, GraphrecError
 
 EXIT_USER_ERROR = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may also follow the options: `graphrec run CFG --run-dir x train.epochs=1`
+    if extra and hasattr(args, "overrides") and all("=" in item and not item.startswith("-") for item in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="graphrec: %(message)s")
     if not getattr(args, "handler", None):
         parser.print_help()
@@ -35,10 +42,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("graphrec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `graphrec datasets | head`: the reader left; nothing more to print
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage mistakes end like every user error: one line, exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_USER_ERROR, f"graphrec: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="graphrec",
         description="Graph-centric recommendation: build a heterogeneous graph from your files, "
                     "train and evaluate recommenders, and list recommendations.",
@@ -136,6 +153,23 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--unconstrained", action="store_true",
                          help="decode without the graph constraint (hops may not exist; for comparison only)")
     explain.set_defaults(handler=_explain)
+
+    report = commands.add_parser(
+        "report", help="write a run's HTML report, or one page comparing several runs",
+        description="With one run folder: (re)write RUN/report.html, a self-contained page (no network, no "
+                    "JavaScript) with the run's metrics, training curves, test metrics per user-activity bucket, "
+                    "the top-K lists of a few test users with their test hits marked (and the explaining paths of "
+                    "a path_lm run), the config and the environment. With several: one page putting their metrics "
+                    "side by side (the best of each row in bold), the config keys that differ and their curves.",
+        epilog="Examples: `graphrec report runs/ml-1m-lightgcn` writes runs/ml-1m-lightgcn/report.html; "
+               "`graphrec report runs/ml-1m-mf runs/ml-1m-lightgcn --out compare.html` compares the two.")
+    report.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s) made by `graphrec run` or `finetune`")
+    report.add_argument("--out", default=None,
+                        help="the page to write (default: RUN/report.html for one run, ./report-compare.html for "
+                             "several)")
+    report.add_argument("--users", type=int, default=3, help="test users with sample top-K lists (default: 3)")
+    report.add_argument("-k", type=int, default=10, help="length of the sample lists (default: 10)")
+    report.set_defaults(handler=_report)
 
     text = commands.add_parser("text", help="text features: behaviour-tune the PLM that encodes item texts",
                                description="Commands on the pre-trained language model of a recipe's text_features.")
@@ -244,6 +278,9 @@ def _finetune(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from graphrec.pipeline import evaluate_model, load_run
 
+    if args.num_negatives is not None and args.num_negatives < 1:
+        raise ConfigError(f"--num-negatives must be at least 1, found {args.num_negatives}")
+
     config, data, model = load_run(args.run, history="train+valid" if args.part == "test" else "train")
     edges, exclude = (data.test, [data.train, data.valid]) if args.part == "test" else (data.valid, [data.train])
     if config.model.name == "path_lm":  # ranked by decoded paths: its own protocol, with explanation metrics
@@ -295,6 +332,22 @@ def _explain(args: argparse.Namespace) -> int:
         for row in entry["items"]:
             print(f"  {row['rank']:>3}. {row['name']}  ({row['score']:.2f})")
             print(f"       {row['explanation']}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from graphrec.errors import ConfigError
+    from graphrec.report import compare_runs, write_report
+
+    if args.users < 0:
+        raise ConfigError(f"--users must be at least 0, found {args.users}")
+    if args.k < 1:
+        raise ConfigError(f"-k must be at least 1, found {args.k}")
+    if len(args.runs) == 1:
+        path = write_report(args.runs[0], args.out, num_users=args.users, k=args.k)
+    else:
+        path = compare_runs(args.runs, args.out or "report-compare.html")
+    print(path)
     return 0
 
 

@@ -25,137 +25,294 @@ from graphrec.utils import suggest
 
 @dataclass
 class GraphConfig:
-    recipe: str = "synthetic"  # a recipe name under graphs/ or a path to a recipe file
-    data_root: str = "data"  # the folder the recipe's paths start from
-    cache_dir: str | None = None  # built graphs; default $GRAPHREC_CACHE or ~/.cache/graphrec
+    """``graph``: which graph recipe to build, from which files, and where built graphs are cached.
+
+    Attributes:
+        recipe: A recipe name under ``graphs/`` (``synthetic``, ``ml-100k``, ...) or a path to a recipe
+            YAML file (see ``graphs/template.yaml``).
+        data_root: The folder the recipe's file paths start from.
+        cache_dir: Where built graphs are cached; ``null``: ``$GRAPHREC_CACHE``, else ``~/.cache/graphrec``.
+        rebuild: Build the graph from its files even when a cached copy is current.
+    """
+
+    recipe: str = "synthetic"
+    data_root: str = "data"
+    cache_dir: str | None = None
     rebuild: bool = False
 
 
 @dataclass
 class DomainConfig:
-    """split.method: domain: items cut into a source and a target domain by an attribute (Zeng et al., 2021, 4.1).
+    """``split.domain``: items cut into a source and a target domain by an attribute (Zeng et al., 2021, 4.1).
 
-    Per user and domain the newest num_test rows are test and the num_valid before them valid; in the
-    target part, training histories keep their newest max_history rows (the paper: fewer than 10).
+    Used by ``split.method: domain`` only. Per user and domain the newest ``num_test`` rows are test and
+    the ``num_valid`` before them valid; in the target part, training histories keep their newest
+    ``max_history`` rows (the paper: fewer than 10).
+
+    Attributes:
+        attribute: The item attribute whose values make the domains (edges ``item -has_<attribute>->
+            <attribute>``), e.g. ``genre``.
+        source: The source domain's attribute values; ``null``: the most common values, about
+            ``source_share`` of the items.
+        source_share: With an automatic source, the share of the domain items aimed at (the paper's
+            ML-1m-src: 72%).
+        overlap: The domain of an item with values on both sides: ``source``, ``target``, or ``exclude``
+            (in neither).
+        part: Which side this run uses: ``source`` for pre-training rows, ``target`` for fine-tuning and
+            evaluation.
+        num_valid: Newest rows per user and domain before the test rows, held out for validation
+            (the paper: 2).
+        num_test: Newest rows per user and domain held out for test (the paper: 3).
+        max_history: In the target part, the training rows each user keeps, the newest; ``null``: all.
     """
 
-    attribute: str = "genre"  # item attribute whose values make the domains (edges item -has_<attribute>-> <attribute>)
-    source: list[str] | None = None  # the source domain's values; null: the most common values, ~source_share of items
-    source_share: float = 0.7  # automatic source: share of the domain items aimed at (the paper's ML-1m-src: 72%)
-    overlap: Literal["source", "target", "exclude"] = "source"  # the domain of an item with values on both sides
-    part: Literal["source", "target"] = "target"  # source: pre-training rows; target: fine-tuning and evaluation
-    num_valid: int = 2  # newest rows per user before the test rows, held out for validation (the paper: 2)
-    num_test: int = 3  # newest rows per user held out for test (the paper: 3)
-    max_history: int | None = 9  # target part: training rows each user keeps, the newest; null: all
+    attribute: str = "genre"
+    source: list[str] | None = None
+    source_share: float = 0.7
+    overlap: Literal["source", "target", "exclude"] = "source"
+    part: Literal["source", "target"] = "target"
+    num_valid: int = 2
+    num_test: int = 3
+    max_history: int | None = 9
 
 
 @dataclass
 class SplitConfig:
-    # given: the split the data comes with (the recipe's interactions.split_by_file);
-    # domain: one domain of a cross-domain split (split.domain), replacing ratios
+    """``split``: how the interactions are cut into train, validation and test rows.
+
+    Only training rows enter the message-passing graph; validation and test edges never do.
+
+    Attributes:
+        method: ``random`` (per user, by ``ratios``); ``temporal`` (each user's latest rows, needs
+            timestamps); ``leave_one_out`` (each user's last row to test, the one before to
+            validation); ``cold_user`` / ``cold_item`` (all rows of held-out users or items);
+            ``given`` (the split the data came with: the recipe's ``interactions.split_by_file``);
+            ``domain`` (one domain of a cross-domain split, see ``split.domain``; replaces ``ratios``).
+        ratios: Train, validation and test shares, summing to 1.
+        group_by_user: With ``method: random``, cut each user's rows by the ratios (``false``: cut the
+            whole table).
+        cold_users: Simulated cold-start users: this share of the users with training rows keeps only
+            1 to ``cold_history`` random training rows (the rest leave the data); their validation and
+            test rows stay. ``0``: off.
+        cold_history: The most training rows a cold user keeps (``k`` uniform in
+            ``1..min(n, cold_history)``).
+        domain: The cross-domain split, used by ``method: domain`` only.
+    """
+
     method: Literal["random", "temporal", "leave_one_out", "cold_user", "cold_item", "given", "domain"] = "random"
-    ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train, valid, test
-    group_by_user: bool = True  # random split: cut each user's rows by the ratios
-    # simulated cold-start users: this share of the users with training rows keeps only 1..cold_history
-    # random training rows (the rest dropped, in no part); their valid/test rows stay. 0: off
+    ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    group_by_user: bool = True
     cold_users: float = 0.0
-    cold_history: int = 9  # the most training rows a cold user keeps (k uniform in 1..min(n, cold_history))
-    domain: DomainConfig = field(default_factory=DomainConfig)  # used by method: domain only
+    cold_history: int = 9
+    domain: DomainConfig = field(default_factory=DomainConfig)
 
 
 @dataclass
 class FeatureConfig:
-    """The layer-0 inputs of users and items (LightGCN): ID embeddings, text and attributes, fused."""
+    """``model.features``: the layer-0 inputs of users and items (:class:`graphrec.nn.NodeEmbedding`).
 
-    id: bool = True  # ID embeddings; false: text/attribute-only inputs where a type has them (cold items)
-    text: bool = False  # the graph's PLM text vectors (the recipe's text_features), projected
-    attributes: list[str] = field(default_factory=list)  # attribute fields, e.g. [genre]: mean of value embeddings
+    ID embeddings, text and attributes, fused. Read by ``model.name: lightgcn`` and ``graph``.
+
+    Attributes:
+        id: Learn an ID embedding per node; ``false``: text/attribute-only inputs where a type has
+            them, so that items without interactions (cold items) can be scored.
+        text: Use the graph's PLM text vectors (the recipe's ``text_features``), centred, unit-norm and
+            projected to ``model.embedding_dim``.
+        attributes: Attribute fields, e.g. ``[genre]``: the mean of learned embeddings of the node's
+            values is one more input.
+        fusion: How the inputs combine: ``sum``, ``concat`` (then a linear map) or ``gate`` (a learned
+            per-dimension softmax over the sources).
+        id_dropout: Share of ID vectors zeroed per training step, so that text learns to score alone.
+    """
+
+    id: bool = True
+    text: bool = False
+    attributes: list[str] = field(default_factory=list)
     fusion: Literal["sum", "concat", "gate"] = "sum"
-    id_dropout: float = 0.0  # share of ID vectors zeroed per training step, so text learns to score alone
+    id_dropout: float = 0.0
 
 
 @dataclass
 class ModelConfig:
-    # graph: node inputs + a heterogeneous encoder (model.encoder) + a head; what pre-training and fine-tuning use
+    """``model``: which recommender to train, and its size.
+
+    Attributes:
+        name: ``popularity``, ``mf`` (BPR-MF), ``lightgcn``, ``kgat``, ``sasrec``, ``path_lm`` (the KG-path
+            language model, see ``pretext``), or ``graph``: node inputs, a heterogeneous encoder
+            (``encoder``) and a head; the model that ``graphrec pretrain`` and ``graphrec finetune`` use.
+        encoder: With ``name: graph``, the encoder over the whole graph: ``hgt``, ``rgcn``, ``sage``,
+            ``lightgcn``, ``diffnet`` or ``kgat``.
+        head: With ``name: graph``, how (user, item) representations are scored: ``dot``, ``linear`` (a
+            linear map per side, then the dot product) or ``mlp``.
+        relations: With ``name: graph``, the relations of the graph the encoder reads besides the
+            interactions (e.g. ``[has_genre, rev_has_genre]``; a reverse relation is not added by
+            itself); ``null``: every relation of the graph.
+        embedding_dim: Width of the embeddings and of every encoder layer.
+        num_layers: Propagation layers of LightGCN, KGAT and the ``graph`` encoders; SASRec's
+            self-attention blocks.
+        num_heads: Attention heads of SASRec and HGT.
+        max_length: SASRec: the most recent items of a user's history it reads.
+        relation_dim: KGAT: size of the relation embeddings and projections; ``null``: ``embedding_dim``.
+        dropout: KGAT: message dropout after each propagation layer; SASRec: dropout.
+        pretext: With ``name: path_lm``, its task file: a name under ``pretext/`` (e.g. ``path-lm``) or a
+            path.
+        features: The layer-0 inputs (ID, text, attributes), see ``model.features``.
+        item_init: Whether item ID embeddings start ``random`` or from the PLM vectors of the item texts,
+            projected (``text``; SASRec and LightGCN).
+        text_model: With ``item_init: text``, a PLM folder to encode the item texts with (e.g. one that
+            ``graphrec text tune`` wrote); ``null``: the graph's own text features (the recipe's
+            ``text_features`` model).
+    """
+
     name: Literal["lightgcn", "mf", "popularity", "path_lm", "kgat", "sasrec", "graph"] = "lightgcn"
-    encoder: Literal["hgt", "rgcn", "sage", "lightgcn", "diffnet", "kgat"] = "hgt"  # name: graph only
-    head: Literal["dot", "linear", "mlp"] = "dot"  # name: graph: how (user, item) representations are scored
-    # name: graph: relations of the graph the encoder reads besides the interactions (e.g. [has_genre,
-    # rev_has_genre]; a reverse relation is not added by itself); null: every relation of the graph
+    encoder: Literal["hgt", "rgcn", "sage", "lightgcn", "diffnet", "kgat"] = "hgt"
+    head: Literal["dot", "linear", "mlp"] = "dot"
     relations: list[str] | None = None
     embedding_dim: int = 64
-    num_layers: int = 3  # LightGCN / KGAT / encoder propagation layers; SASRec self-attention blocks
-    num_heads: int = 1  # SASRec and HGT attention heads
-    max_length: int = 50  # SASRec: the most recent items of a user's history it reads
-    relation_dim: int | None = None  # KGAT: size of the relation embeddings and projections; null = embedding_dim
-    dropout: float = 0.1  # KGAT: message dropout after each propagation layer; SASRec: dropout
-    pretext: str | None = None  # path_lm: its task file, a name under pretext/ (e.g. path-lm) or a path
+    num_layers: int = 3
+    num_heads: int = 1
+    max_length: int = 50
+    relation_dim: int | None = None
+    dropout: float = 0.1
+    pretext: str | None = None
     features: FeatureConfig = field(default_factory=FeatureConfig)
-    # Item ID embeddings start random or from the PLM vectors of the item texts, projected (SASRec, LightGCN)
     item_init: Literal["random", "text"] = "random"
-    # item_init: text: a PLM folder to encode the item texts with (e.g. one `graphrec text tune` wrote);
-    # null: the graph's own text features (the recipe's text_features model)
     text_model: str | None = None
 
 
 @dataclass
 class TrainConfig:
+    """``train``: the training loop, early stopping and the device.
+
+    Attributes:
+        epochs: The most passes over the training rows; early stopping may end sooner.
+        batch_size: Training rows per step (``path_lm``: paths per step; SASRec: user sequences per step).
+        lr: Learning rate of Adam (AdamW for ``path_lm``).
+        weight_decay: Weight of the L2 penalty on the batch's layer-0 embeddings; SASRec: Adam's L2 penalty
+            on all parameters; ``path_lm``: AdamW's weight decay.
+        loss: Recommendation loss against sampled negative items: ``bpr`` or ``bce`` (SASRec and
+            ``path_lm`` use their own cross-entropy).
+        num_negatives: Negative items sampled per positive.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        eval_every: Epochs between validation runs.
+        patience: Validation runs without improvement of ``monitor`` before training stops.
+        monitor: Validation metric for early stopping and the best checkpoint, ``<metric>@<k>`` with the
+            metric in ``eval.metrics`` and ``k`` in ``eval.ks``.
+        progress: Show progress bars.
+    """
+
     epochs: int = 100
     batch_size: int = 2048
     lr: float = 1e-3
-    weight_decay: float = 1e-4  # L2 on the batch's layer-0 embeddings
+    weight_decay: float = 1e-4
     loss: Literal["bpr", "bce"] = "bpr"
     num_negatives: int = 1
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    eval_every: int = 1  # epochs between validation runs
-    patience: int = 10  # validation runs without improvement before stopping
-    monitor: str = "recall@20"  # validation metric for early stopping and the best checkpoint
+    device: str = "auto"
+    eval_every: int = 1
+    patience: int = 10
+    monitor: str = "recall@20"
     progress: bool = True
 
 
 @dataclass
 class EvalConfig:
+    """``eval``: how validation and test rows are ranked and measured.
+
+    Attributes:
+        protocol: ``full``: rank every item for every evaluated user, training (and at test time
+            validation) items masked; ``sampled``: rank each user's held-out items against
+            ``num_negatives`` sampled items.
+        ks: Cut-offs ``K`` of the top-K metrics.
+        metrics: Ranking metrics, among ``recall``, ``precision``, ``hr``, ``ndcg``, ``mrr``, ``map``.
+        num_negatives: With ``protocol: sampled``, negatives per user.
+        candidates: ``all``: rank every item; ``heldout``: rank only the items of the evaluated split
+            (the cold-item protocol).
+        chunk_size: Users per scoring chunk; ``null`` sizes it from the item count, so memory stays bounded.
+        buckets: Test metrics per user-activity bucket (training interactions per user) in
+            ``metrics.json`` under ``test_buckets``: edges ``[10, 20, 50, 100]`` give ``<10`` (the
+            cold-start report), ``10-19``, ``20-49``, ``50-99`` and ``>=100``; ``[]``: off.
+    """
+
     protocol: Literal["full", "sampled"] = "full"
     ks: list[int] = field(default_factory=lambda: [10, 20])
     metrics: list[str] = field(default_factory=lambda: ["recall", "ndcg", "precision", "hr", "mrr", "map"])
-    num_negatives: int = 100  # sampled protocol only
-    # all: rank every item; heldout: rank only the items of the evaluated split (the cold-item protocol)
+    num_negatives: int = 100
     candidates: Literal["all", "heldout"] = "all"
-    chunk_size: int | None = None  # users per scoring chunk; None sizes it from the item count
-    # test metrics per user-activity bucket (training interactions per user) in metrics.json test_buckets:
-    # edges [10, 20, 50, 100] give <10 (the cold-start report), 10-19, 20-49, 50-99, >=100; []: off
+    chunk_size: int | None = None
     buckets: list[int] = field(default_factory=lambda: [10, 20, 50, 100])
 
 
 @dataclass
 class PretrainConfig:
-    """`graphrec pretrain`: self-supervised pre-training of a model.name: graph encoder."""
+    """``pretrain``: self-supervised pre-training of a ``model.name: graph`` encoder (``graphrec pretrain``).
 
-    pretext: str = "chest"  # a pretext recipe: a name under pretext/ (chest, masked-edge, contrastive) or a path
-    steps: int | None = None  # optimisation steps; null: the recipe's
-    lr: float | None = None  # null: the recipe's
-    checkpoint_every: int = 50  # steps between checkpoints (resume with --resume)
+    Attributes:
+        pretext: The pretext recipe: a name under ``pretext/`` (``chest``, ``masked-edge``,
+            ``contrastive``) or a path to one (see ``pretext/template.yaml``).
+        steps: Optimisation steps; ``null``: the recipe's ``steps``.
+        lr: Learning rate; ``null``: the recipe's ``lr``.
+        checkpoint_every: Steps between checkpoints (continue with ``--resume``).
+    """
+
+    pretext: str = "chest"
+    steps: int | None = None
+    lr: float | None = None
+    checkpoint_every: int = 50
 
 
 @dataclass
 class FinetuneConfig:
-    """`graphrec finetune`: start from a pre-trained encoder and choose what trains."""
+    """``finetune``: start from a pre-trained encoder and choose what trains (``graphrec finetune``).
 
-    checkpoint: str | None = None  # a folder `graphrec pretrain` wrote (or its encoder.safetensors); null: none
+    Attributes:
+        checkpoint: A folder that ``graphrec pretrain`` wrote, or its ``encoder.safetensors``; ``null``:
+            train from scratch. ``graphrec finetune --from`` sets it.
+        strategy: What trains: ``full`` (everything), ``partial`` (all but the ``frozen`` prefixes),
+            ``head`` (only the head), ``adapter`` (bottleneck adapters after every encoder layer, and the
+            head) or ``prompt`` (prompt vectors added to the inputs, and the head).
+        frozen: With ``strategy: partial``, parameter-name prefixes kept frozen, e.g. ``[embedding]`` or
+            ``[encoder.layers.0]``.
+        adapter_dim: With ``strategy: adapter``, the bottleneck width.
+        num_prompts: With ``strategy: prompt``, prompt vectors per node type.
+    """
+
+    checkpoint: str | None = None
     strategy: Literal["full", "partial", "head", "adapter", "prompt"] = "full"
-    frozen: list[str] = field(default_factory=list)  # partial: parameter-name prefixes kept frozen, e.g. [embedding]
-    adapter_dim: int = 16  # adapter: bottleneck width
-    num_prompts: int = 1  # prompt: prompt vectors per node type
+    frozen: list[str] = field(default_factory=list)
+    adapter_dim: int = 16
+    num_prompts: int = 1
 
 
 @dataclass
 class OutputConfig:
-    dir: str = "runs"  # run folders are made under it
-    name: str | None = None  # run folder name; default <recipe>-<model>-<time>
+    """``output``: where run folders are written.
+
+    Attributes:
+        dir: The folder run folders are made under.
+        name: The run folder's name; ``null``: ``<recipe>-<model>-<time>``.
+    """
+
+    dir: str = "runs"
+    name: str | None = None
 
 
 @dataclass
 class RunConfig:
+    """A whole run config: what :func:`graphrec.pipeline.run` accepts.
+
+    Attributes:
+        seed: Seeds Python, NumPy and torch; the same seed gives the same split and, on CPU, the same
+            metrics.
+        graph: The graph recipe and its files.
+        split: Train / validation / test split.
+        model: The recommender.
+        train: The training loop.
+        eval: Metrics and protocol.
+        pretrain: ``graphrec pretrain`` (``model.name: graph``).
+        finetune: ``graphrec finetune`` (``model.name: graph``).
+        output: Where the run folder goes.
+    """
+
     seed: int = 0
     graph: GraphConfig = field(default_factory=GraphConfig)
     split: SplitConfig = field(default_factory=SplitConfig)

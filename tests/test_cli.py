@@ -50,6 +50,18 @@ def test_run_with_bad_override_exits_2(tiny, capsys):
     assert "unknown key 'train.epoch' (did you mean 'epochs'?)" in capsys.readouterr().err
 
 
+def test_overrides_may_follow_the_options_and_other_extras_are_refused(tiny, capsys):
+    config = tiny.parent / "run.yaml"
+    config.write_text(f"graph:\n  recipe: {tiny}\n  data_root: {tiny.parent}\n")
+    # the override after --run-dir is read as an override: its unknown key is what fails
+    assert main(["run", str(config), "--run-dir", str(tiny.parent / "r"), "train.epoch=3"]) == 2
+    assert "unknown key 'train.epoch'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(config), "--run-dir", str(tiny.parent / "r"), "--epochs", "3"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --epochs 3" in capsys.readouterr().err
+
+
 def test_datasets_lists_shipped_recipes(tmp_path, capsys):
     assert main(["datasets", "--data-root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -71,7 +83,7 @@ def test_run_recommend_evaluate_on_the_tiny_graph(tiny, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "recall@2" in out and f"run folder: {run_dir}" in out
     for name in ("config.yaml", "metrics.json", "split.safetensors", "best.safetensors", "environment.json",
-                 "history.json", "curve.png"):
+                 "history.json", "curve.png", "report.html"):
         assert (run_dir / name).is_file(), name
     assert main(["run", str(config), "--run-dir", str(run_dir)]) == 2  # never overwritten silently
     assert "run folder exists" in capsys.readouterr().err

@@ -19,6 +19,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from graphrec.errors import DataError
+from graphrec.optional import require
 from graphrec.utils import suggest
 
 EdgeType = tuple[str, str, str]
@@ -85,8 +86,7 @@ def to_dgl(data: HeteroData):
     Node-level tensors (``x`` and any other) go to ``graph.nodes[t].data`` and
     edge-level tensors (``edge_weight``, ``edge_attr``, ...) to ``graph.edges[e].data``.
     """
-    import dgl
-
+    dgl = require("dgl", "dgl")
     if not data.edge_types:
         raise DataError("cannot build a DGL graph from a HeteroData with no edge types")
     counts = num_nodes_dict(data)
