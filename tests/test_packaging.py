@@ -41,13 +41,13 @@ def checkout_env() -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------- imports
 IMPORT_PROBE = """
     import json, sys, time
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     import torch
     after_torch = time.perf_counter()
     import {module}
-    done = time.perf_counter()
-    print(json.dumps({{"seconds": done - started, "own_seconds": done - after_torch,
-                      "loaded": [m for m in {heavy!r} if m in sys.modules]}}))
+    done, cpu_done = time.perf_counter(), time.process_time()
+    print(json.dumps({{"seconds": done - started, "cpu_seconds": cpu_done - cpu_started,
+                      "own_seconds": done - after_torch, "loaded": [m for m in {heavy!r} if m in sys.modules]}}))
 """
 
 
@@ -57,13 +57,14 @@ def probe_import(module: str, cwd: Path) -> dict:
 
 def test_import_graphrec_nn_is_light_and_fast(tmp_path):
     # A fresh interpreter each time; the best of 3 is the import's cost, the rest is the machine's
-    # load. Most of it is torch's own import (0.7 s on an idle CPU): a loaded machine gets 2 more tries.
+    # load. Most of it is torch's own import (0.7 s on an idle CPU). The 2 s rule is checked on the
+    # process's CPU time, which other processes on a busy machine do not inflate (wall time under a
+    # load of 8 on 2 cores was seen at 2.1-3.1 s for the same 0.7 s import).
     probes = [probe_import("graphrec.nn", tmp_path) for _ in range(3)]
     assert probes[0]["loaded"] == [], f"import graphrec.nn imported {probes[0]['loaded']}"
-    while min(p["seconds"] for p in probes) >= 2.0 and len(probes) < 5:
-        probes.append(probe_import("graphrec.nn", tmp_path))
-    seconds = [round(p["seconds"], 2) for p in probes]
-    assert min(seconds) < 2.0, f"import graphrec.nn took {seconds} s; expected under 2 s"
+    cpu = [round(p["cpu_seconds"], 2) for p in probes]
+    wall = [round(p["seconds"], 2) for p in probes]
+    assert min(cpu) < 2.0, f"import graphrec.nn took {cpu} s of CPU ({wall} s wall); expected under 2 s"
     own = min(p["own_seconds"] for p in probes)
     assert own < 0.5, f"import graphrec.nn took {own:.2f} s after import torch; expected under 0.5 s"
 
