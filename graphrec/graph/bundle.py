@@ -141,6 +141,7 @@ class GraphBundle:
             "format_version": FORMAT_VERSION,
             "name": self.name,
             "num_nodes": {t: self.idmap.num_nodes(t) for t in self.graph.node_types},
+            "edge_types": [list(edge_type) for edge_type in self.graph.edge_types],  # the order to rebuild in
             "dropped": self.dropped,
         })
 
@@ -157,7 +158,11 @@ class GraphBundle:
         graph = HeteroData()
         for node_type, count in meta["num_nodes"].items():
             graph[node_type].num_nodes = int(count)
-        for key, tensor in tensors.items():
+        # safetensors gives no order: rebuild the edge types in the order they were built in (else sorted),
+        # so whatever iterates over them (edge dropout, parameter creation) is the same in every process
+        order = {f"edge|{'|'.join(edge_type)}": i for i, edge_type in enumerate(meta.get("edge_types", []))}
+        for key in sorted(tensors, key=lambda name: (order.get(name, len(order)), name)):
+            tensor = tensors[key]
             kind, *rest = key.split("|")
             if kind == "edge":
                 graph[tuple(rest)].edge_index = tensor
