@@ -16,6 +16,7 @@ the model's device (tested on CPU with torch 2.13).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -74,6 +75,22 @@ def _matrix(pattern: SparsePattern, values: Tensor, transpose: bool = False) -> 
     return _csr(pattern.crow, pattern.col, values, pattern.num_rows, pattern.num_cols)
 
 
+def _fp32_on_cuda(forward):
+    """cuSPARSE multiplies only equal dtypes, so under CUDA autocast the sparse products run in fp32:
+    floating inputs are cast on the way in (autograd casts their gradients back to the inputs' dtypes).
+    ``torch.amp.custom_fwd`` would do this but cannot rebuild the :class:`SparsePattern` tuple."""
+
+    @functools.wraps(forward)
+    def wrapped(ctx, pattern: SparsePattern, *tensors: Tensor) -> Tensor:
+        if not torch.is_autocast_enabled("cuda"):
+            return forward(ctx, pattern, *tensors)
+        tensors = tuple(t.float() if t.is_floating_point() else t for t in tensors)
+        with torch.autocast("cuda", enabled=False):
+            return forward(ctx, pattern, *tensors)
+
+    return wrapped
+
+
 def _sddmm(pattern: SparsePattern, a: Tensor, b: Tensor) -> Tensor:
     """``<a[row_k], b[col_k]>`` for every entry ``k`` of the pattern, without gradients."""
     zeros = a.new_zeros(pattern.col.numel())
@@ -84,6 +101,7 @@ class _PatternSpMM(torch.autograd.Function):
     """``A(values) @ x``; backward: ``A^T @ grad`` for ``x`` and an SDDMM for ``values``."""
 
     @staticmethod
+    @_fp32_on_cuda
     def forward(ctx, pattern: SparsePattern, values: Tensor, x: Tensor) -> Tensor:
         ctx.pattern = pattern
         ctx.save_for_backward(values, x)
@@ -103,6 +121,7 @@ class _PatternSDDMM(torch.autograd.Function):
     """``<a[row_k], b[col_k]>`` per entry; backward: ``G @ b`` and ``G^T @ a`` with ``G`` the pattern of grads."""
 
     @staticmethod
+    @_fp32_on_cuda
     def forward(ctx, pattern: SparsePattern, a: Tensor, b: Tensor) -> Tensor:
         ctx.pattern = pattern
         ctx.save_for_backward(a, b)

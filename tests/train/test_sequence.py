@@ -35,7 +35,8 @@ def next_item_eval(histories: list[list[int]], draw_rngs: bool = False):
     targets = torch.tensor([(history[-1] + 1) % NUM_ITEMS for history in histories])  # [U]
 
     def eval_fn(model: SASRec) -> dict[str, float]:
-        metrics = {"hr@1": (model.score_all(inputs).argmax(1) == targets).float().mean().item()}
+        device = next(model.parameters()).device  # inputs go where the model is, as for any torch module
+        metrics = {"hr@1": (model.score_all(inputs.to(device)).argmax(1).cpu() == targets).float().mean().item()}
         if draw_rngs:
             metrics |= {"torch": torch.rand(1).item(), "numpy": float(np.random.rand()), "python": random.random()}
         return metrics
