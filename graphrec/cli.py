@@ -37,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GraphrecError as exc:
         if args.debug:
             raise
-        print(f"graphrec: error: {exc}", file=sys.stderr)
+        if type(exc).__name__ != "MainRankError":  # that one, rank 0 of the group has printed
+            print(f"graphrec: error{_rank_label()}: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("graphrec: interrupted", file=sys.stderr)
@@ -45,6 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `graphrec datasets | head`: the reader left; nothing more to print
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _rank_label() -> str:
+    """`` (rank N)`` in a process of a data-parallel group other than rank 0, else nothing."""
+    rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
+    return "" if rank == "0" else f" (rank {rank})"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--run-dir", default=None, help="run folder (default: output.dir/output.name or a new name)")
     run.add_argument("--resume", action="store_true", help="continue the run folder from its last checkpoint")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    run.add_argument("--nproc", type=int, default=None, metavar="N",
+                     help="train data-parallel in N processes on this host (torchrun on a free port; gloo on CPU, "
+                          "one GPU each with NCCL); the exit code is the group's. Across hosts use torchrun "
+                          "(docs/scaling.md)")
     run.set_defaults(handler=_run)
 
     pretrain = commands.add_parser(
@@ -154,6 +165,25 @@ def _parser() -> argparse.ArgumentParser:
                          help="decode without the graph constraint (hops may not exist; for comparison only)")
     explain.set_defaults(handler=_explain)
 
+    plot_path = commands.add_parser(
+        "plot-path", help="draw a user's explained recommendations (or neighbourhood) as a PNG",
+        description="Draw the knowledge-graph paths behind a user's top-K recommendations of a path-LM run "
+                    "(model.name: path_lm): the user on the left, the recommended items on the right, nodes "
+                    "coloured by type, edges labelled with their relation. With --neighbourhood, draw instead the "
+                    "user's neighbourhood in the training graph of any run.",
+        epilog="Example: graphrec plot-path --run runs/ml-1m-path-lm --user 1 -k 5 --out user-1.png")
+    plot_path.add_argument("--run", required=True, help="run folder (a path_lm run unless --neighbourhood)")
+    plot_path.add_argument("--user", required=True, help="raw user id")
+    plot_path.add_argument("-k", type=int, default=5, help="recommendations to draw (default: 5)")
+    plot_path.add_argument("--out", default=None,
+                           help="PNG to write (default: RUN/path-USER.png, RUN/neighbourhood-USER.png)")
+    plot_path.add_argument("--neighbourhood", action="store_true",
+                           help="draw the user's neighbourhood in the training graph instead of paths")
+    plot_path.add_argument("--hops", type=int, default=2, help="--neighbourhood: hops from the user, 1-3 (default: 2)")
+    plot_path.add_argument("--max-nodes", type=int, default=30,
+                           help="--neighbourhood: most nodes drawn, the user included (default: 30)")
+    plot_path.set_defaults(handler=_plot_path)
+
     report = commands.add_parser(
         "report", help="write a run's HTML report, or one page comparing several runs",
         description="With one run folder: (re)write RUN/report.html, a self-contained page (no network, no "
@@ -207,6 +237,30 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--items", type=int, default=500, help="synthetic items (default: 500)")
     demo.add_argument("--pretrain-steps", type=int, default=60, help="pre-training steps (default: 60)")
     demo.set_defaults(handler=_demo)
+
+    synthetic = commands.add_parser(
+        "synthetic", help="write the seeded synthetic dataset, at any size, as the files graphs/synthetic.yaml reads",
+        description="Generate the synthetic dataset (users in communities, items in clusters; interactions, "
+                    "genres, tags, social links, KG and text all follow them) and write its tables to "
+                    "OUT/synthetic/<table>.csv (or .parquet). A million users and ten million interactions take "
+                    "well under two minutes.",
+        epilog="Example (the graph of benchmarks/scale.py): graphrec synthetic --out /tmp/scale --users 1000000 "
+               "--items 200000 --interactions 10000000 --communities 20 --tags 5000 --entities 50000 "
+               "--format parquet")
+    synthetic.add_argument("--out", required=True, help="data root; the tables go to OUT/synthetic/")
+    synthetic.add_argument("--users", type=int, default=1000, help="users (default: 1000)")
+    synthetic.add_argument("--items", type=int, default=500, help="items (default: 500)")
+    synthetic.add_argument("--interactions", type=int, default=None,
+                           help="total interactions to aim for (default: a mean of 30 per user)")
+    synthetic.add_argument("--communities", type=int, default=8, help="user communities = item clusters (default: 8)")
+    synthetic.add_argument("--tags", type=int, default=40, help="tags (default: 40)")
+    synthetic.add_argument("--entities", type=int, default=300,
+                           help="KG entities besides the items' own (default: 300)")
+    synthetic.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    synthetic.add_argument("--format", choices=("csv", "parquet"), default="csv",
+                           help="file format (default: csv, which graphs/synthetic.yaml reads; parquet is smaller "
+                                "and faster: point a copy of the recipe at the .parquet files)")
+    synthetic.set_defaults(handler=_synthetic)
     return parser
 
 
@@ -228,8 +282,18 @@ def _run(args: argparse.Namespace) -> int:
     from graphrec.config import load_config
     from graphrec.pipeline import run
 
-    config = load_config(args.config, args.overrides)
+    config = load_config(args.config, args.overrides)  # checked once here, before any process starts
+    if args.nproc is not None and args.nproc != 1:
+        from graphrec.distributed import launch_local
+        from graphrec.pipeline import check_data_parallel
+
+        check_data_parallel(config, args.nproc)
+        argv = ["run", args.config, *args.overrides, *(["--run-dir", args.run_dir] if args.run_dir else []),
+                *(["--resume"] if args.resume else []), *(["--overwrite"] if args.overwrite else [])]
+        return launch_local(args.nproc, (["--debug"] if args.debug else []) + argv, quiet=not args.debug)
     result = run(config, resume=args.resume, overwrite=args.overwrite, run_dir=args.run_dir)
+    if _rank_label():  # rank 0 of a data-parallel group prints the results
+        return 0
     print(format_metrics({config.model.name: result.test_metrics}, title="test metrics"))
     print(f"seconds/epoch {result.seconds_per_epoch:.2f}   test evaluation {result.eval_seconds:.2f} s")
     print(f"run folder: {result.run_dir}")
@@ -335,6 +399,20 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot_path(args: argparse.Namespace) -> int:
+    from graphrec.explain.plot import default_plot_name, plot_neighbourhood, plot_paths
+
+    if args.k < 1:
+        raise ConfigError(f"-k must be at least 1, found {args.k}")
+    out = Path(args.out) if args.out else Path(args.run) / default_plot_name(args.user, args.neighbourhood)
+    if args.neighbourhood:
+        plot = plot_neighbourhood(args.run, args.user, hops=args.hops, max_nodes=args.max_nodes, out=out)
+    else:
+        plot = plot_paths(args.run, args.user, k=args.k, out=out)
+    print(f"{plot.path}  ({plot.graph.number_of_nodes()} nodes, {plot.graph.number_of_edges()} edges)")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from graphrec.errors import ConfigError
     from graphrec.report import compare_runs, write_report
@@ -403,6 +481,29 @@ def _demo(args: argparse.Namespace) -> int:
 
     demo(out=Path(args.out), epochs=args.epochs, num_users=args.users, num_items=args.items,
          pretrain_steps=args.pretrain_steps)
+    return 0
+
+
+def _synthetic(args: argparse.Namespace) -> int:
+    import time
+
+    from graphrec.data.synthetic import generate, write
+
+    start = time.perf_counter()
+    try:
+        data = generate(num_users=args.users, num_items=args.items, num_interactions=args.interactions,
+                        num_communities=args.communities, num_tags=args.tags, num_kg_entities=args.entities,
+                        seed=args.seed)
+    except ValueError as exc:  # generate() names its argument first; say which option that is
+        message = str(exc).replace("generate(): ", "")
+        options = {"num_users": "--users", "num_items": "--items", "num_interactions": "--interactions",
+                   "num_communities": "--communities", "num_tags": "--tags", "num_kg_entities": "--entities"}
+        name = message.split(" ", 1)[0]
+        raise ConfigError(f"{options[name]} ({name}): {message}" if name in options else message) from None
+    folder = write(data, Path(args.out) / "synthetic", format=args.format)
+    for name, table in data.tables().items():
+        print(f"{name:<14}{len(table):>12,} rows")
+    print(f"wrote {folder} in {time.perf_counter() - start:.1f} s")
     return 0
 
 

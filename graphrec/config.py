@@ -199,6 +199,13 @@ class TrainConfig:
         monitor: Validation metric for early stopping and the best checkpoint, ``<metric>@<k>`` with the
             metric in ``eval.metrics`` and ``k`` in ``eval.ks``.
         progress: Show progress bars.
+        batching: What a training step propagates over: ``full``, the whole graph; ``neighbor``, only the
+            sampled neighbourhood of the batch's users and items (``fanouts``), so a step costs what the
+            batch's subgraph costs. Validation and test still propagate over the whole graph. ``neighbor``
+            needs ``model.name: graph`` (any ``model.encoder``).
+        fanouts: With ``batching: neighbor``, the neighbours drawn per node and edge type at each hop, one
+            per layer (as many as ``model.num_layers``); ``-1``: all neighbours (a step then equals the
+            full-batch one).
     """
 
     epochs: int = 100
@@ -212,6 +219,8 @@ class TrainConfig:
     patience: int = 10
     monitor: str = "recall@20"
     progress: bool = True
+    batching: Literal["full", "neighbor"] = "full"
+    fanouts: list[int] = field(default_factory=lambda: [10, 5])
 
 
 @dataclass
@@ -252,12 +261,30 @@ class PretrainConfig:
         steps: Optimisation steps; ``null``: the recipe's ``steps``.
         lr: Learning rate; ``null``: the recipe's ``lr``.
         checkpoint_every: Steps between checkpoints (continue with ``--resume``).
+        batching: ``full``: every step runs the pretext tasks on the whole training graph; ``neighbor``:
+            on a subgraph sampled around ``batch_nodes`` seed nodes (the tasks mask, hide edges, draw
+            views and walk inside it, and put their losses on the seeds), for graphs too large for
+            full-batch steps.
+        fanouts: With ``batching: neighbor``, neighbours sampled per node and edge type at each hop,
+            one entry per encoder layer (``-1``: all of them); ``null``: 10 per layer.
+        batch_nodes: With ``batching: neighbor``, seed nodes per step of every node type the tasks
+            put losses on (users and items for ``chest``).
     """
 
     pretext: str = "chest"
     steps: int | None = None
     lr: float | None = None
     checkpoint_every: int = 50
+    batching: Literal["full", "neighbor"] = "full"
+    fanouts: list[int] | None = None
+    batch_nodes: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.fanouts is not None and any(f < 1 and f != -1 for f in self.fanouts):
+            raise ValueError(f"key 'pretrain.fanouts' must list positive fan-outs or -1 (all neighbours), "
+                             f"found {self.fanouts}")
+        if self.batch_nodes < 1:
+            raise ValueError(f"key 'pretrain.batch_nodes' must be at least 1, found {self.batch_nodes}")
 
 
 @dataclass
@@ -391,12 +418,30 @@ class RunConfig:
                 raise ValueError(f"key '{key}' must be at least 1, found {value}")
         if self.pretrain.lr is not None and self.pretrain.lr <= 0:
             raise ValueError(f"key 'pretrain.lr' must be > 0, found {self.pretrain.lr}")
+        self._check_batching()
         metric, _, k = self.train.monitor.partition("@")
         if metric not in self.eval.metrics or not k.isdigit() or int(k) not in self.eval.ks:
             raise ValueError(
                 f"key 'train.monitor' is '{self.train.monitor}'; it must be <metric>@<k> with the metric in eval.metrics "
                 f"{self.eval.metrics} and k in eval.ks {self.eval.ks}"
             )
+
+    def _check_batching(self) -> None:
+        train, model = self.train, self.model
+        if any(not isinstance(f, int) or isinstance(f, bool) or f < -1 for f in train.fanouts):
+            raise ValueError(f"key 'train.fanouts' must list ints >= -1 (-1: all neighbours), found {train.fanouts}")
+        if train.batching != "neighbor":
+            return
+        if model.name != "graph":
+            raise ValueError(f"key 'train.batching' is 'neighbor', which only model.name: graph supports (with "
+                             f"any model.encoder: hgt, rgcn, sage, lightgcn, diffnet, kgat); found model.name: "
+                             f"{model.name}. Use train.batching: full, or model.name: graph with model.encoder: "
+                             f"lightgcn for LightGCN")
+        if len(train.fanouts) != model.num_layers:
+            last = train.fanouts[-1] if train.fanouts else 10
+            example = (train.fanouts + [last] * model.num_layers)[: model.num_layers]
+            raise ValueError(f"key 'train.fanouts' lists {len(train.fanouts)} fan-outs {train.fanouts}, but "
+                             f"model.num_layers is {model.num_layers}; give one per layer, e.g. {example}")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

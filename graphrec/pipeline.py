@@ -11,6 +11,9 @@ A run folder holds what is needed to evaluate again or recommend later:
     metrics.json       validation and test metrics, timings
     curve.png          the training curve
     report.html        a self-contained HTML report (graphrec.report)
+
+Under torchrun (``graphrec run CONFIG --nproc N``) every rank trains (see :mod:`graphrec.distributed`);
+rank 0 alone claims and writes the run folder and runs the test evaluation.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from graphrec import distributed
 from graphrec.config import FeatureConfig, RunConfig, dump_config, load_config
 from graphrec.data.domains import ItemDomains, domain_split, item_domains
 from graphrec.data.splits import Split, sparsify_users, split_interactions
@@ -196,10 +200,12 @@ def score_function(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Ten
 
 def evaluate_model(model: torch.nn.Module, config: RunConfig, num_users: int, num_items: int,
                    eval_edges: torch.Tensor, exclude: list[torch.Tensor], candidate_items: torch.Tensor | None = None,
-                   per_user: bool = False):
+                   per_user: bool = False, users: torch.Tensor | None = None):
     """Rank the held-out ``eval_edges`` with the protocol the config names (``exclude``: items masked).
 
     ``candidate_items``: the only items ranked (``Prepared.candidate_items``, a domain split's items).
+    ``users``: evaluate only these users (default: every user with a held-out item), e.g. one
+    data-parallel rank's share.
     Returns the summary; with ``per_user`` ``(summary, per-user values)``, the values None when nothing is held out.
     """
     if eval_edges.shape[1] == 0:
@@ -219,7 +225,7 @@ def evaluate_model(model: torch.nn.Module, config: RunConfig, num_users: int, nu
     common = dict(score_fn=score_fn, num_users=num_users, num_items=num_items,
                   eval_edge_index=eval_edges, exclude_edge_indices=exclude, ks=config.eval.ks,
                   names=config.eval.metrics, chunk_size=config.eval.chunk_size, candidate_items=pool,
-                  return_per_user=per_user)
+                  return_per_user=per_user, users=users)
     if config.eval.protocol == "sampled":
         return sampled_ranking(**common, num_negatives=config.eval.num_negatives, seed=config.seed)
     tensors = [*model.parameters(), *model.buffers()]
@@ -239,29 +245,50 @@ def run(config: RunConfig | dict | str | Path, *, resume: bool = False, overwrit
             folder when neither is given (never an existing one).
     """
     config = _resolved_paths(_as_config(config))
-    seed_everything(config.seed)
-    folder = _run_folder(config, run_dir, resume, overwrite)
-    # A resume refused (other settings, changed data) must not leave its config in the folder.
-    kept = {name: (folder / name).read_bytes() for name in ("config.yaml", "environment.json")
-            if resume and (folder / name).is_file()}
-    try:
-        result = _train_and_test(config, folder, resume)
-    except Exception:
-        for name, payload in kept.items():
-            atomic_write_bytes(folder / name, payload)
-        if not resume and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()  # failed before writing anything: leave no empty run folder behind
-        raise
-    from graphrec.report import write_report
+    with distributed.process_group(config.train.device):  # under torchrun: join the data-parallel group
+        seed_everything(config.seed)
+        # Rank 0 claims the folder; the other ranks of a data-parallel group use the same one.
+        folder = distributed.from_main(lambda: _claim_run_folder(config, run_dir, resume, overwrite))
+        main = distributed.is_main()
+        # A resume refused (other settings, changed data) must not leave its config in the folder.
+        kept = {name: (folder / name).read_bytes() for name in ("config.yaml", "environment.json")
+                if main and resume and (folder / name).is_file()}
+        try:
+            result = _train_and_test(config, folder, resume)
+        except Exception:
+            for name, payload in kept.items():
+                atomic_write_bytes(folder / name, payload)
+            if main and not resume and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()  # failed before writing anything: leave no empty run folder behind
+            raise
+        if main:
+            from graphrec.report import write_report
 
-    write_report(folder)
+            write_report(folder)
     return result
 
 
+_ONE_PROCESS_MODELS = ("path_lm", "sasrec")  # their trainers have no data-parallel mode
+
+
+def check_data_parallel(config: RunConfig, world_size: int) -> None:
+    """Raise :class:`ConfigError` unless ``world_size`` data-parallel processes can train the config's model."""
+    if world_size > 1 and config.model.name in _ONE_PROCESS_MODELS:
+        raise ConfigError(f"key 'model.name': '{config.model.name}' trains in one process, but this run has "
+                          f"{world_size} data-parallel processes (torchrun, --nproc); run it without them")
+
+
+def _claim_run_folder(config: RunConfig, run_dir: str | Path | None, resume: bool, overwrite: bool) -> Path:
+    """:func:`_run_folder`, once it is checked that a data-parallel group can train the config's model."""
+    check_data_parallel(config, distributed.world_size())
+    return _run_folder(config, run_dir, resume, overwrite)
+
+
 def _train_and_test(config: RunConfig, folder: Path, resume: bool) -> Result:
-    # A resumed run trains on the split it started with, read back from the run folder.
-    data = _prepare_from_folder(config, folder) if resume and (folder / "split.safetensors").is_file() \
-        else prepare(config)
+    # A resumed run trains on the split it started with, read back from the run folder. Rank 0 first:
+    # it builds the graph cache that the other ranks of a data-parallel group then read.
+    data = distributed.main_first(lambda: _prepare_from_folder(config, folder) if resume and (
+        folder / "split.safetensors").is_file() else prepare(config))
     bundle = data.bundle
     if config.model.name == "path_lm":
         from graphrec.explain.runner import run_path_lm
@@ -274,26 +301,42 @@ def _train_and_test(config: RunConfig, folder: Path, resume: bool) -> Result:
         _write_run_files(folder, config, data, resume)
         return run_sasrec(config, folder, data, resume)
     model = build_model(config, bundle)
-    _write_run_files(folder, config, data, resume)
+    distributed.from_main(lambda: _write_run_files(folder, config, data, resume))
     extra: dict[str, Any] = {}
     if config.model.name == "graph":  # a pre-trained start and what trains
         from graphrec.transfer import prepare_finetune
 
         extra["finetune"] = prepare_finetune(model, config, data, resume)
-        atomic_write_json(folder / "finetune.json", extra["finetune"])
+        if distributed.is_main():
+            atomic_write_json(folder / "finetune.json", extra["finetune"])
+    # Data-parallel: each rank ranks every world-th validation user; the per-user means are all-reduced.
+    valid_users = distributed.shard(data.valid[0].unique()) if distributed.world_size() > 1 else None
 
     def validate(current: torch.nn.Module) -> dict[str, float]:
-        return evaluate_model(current, config, bundle.num_users, bundle.num_items, data.valid, [data.train],
-                              data.candidate_items)
+        metrics = evaluate_model(current, config, bundle.num_users, bundle.num_items, data.valid, [data.train],
+                                 data.candidate_items, users=valid_users)
+        if valid_users is None or not metrics:
+            return metrics
+        return distributed.all_reduce_mean(metrics, weight=metrics["num_users"], summed=("num_users",))
 
     trainer = Trainer(
         model, data.train, epochs=config.train.epochs, batch_size=config.train.batch_size, lr=config.train.lr,
         weight_decay=config.train.weight_decay, loss=config.train.loss, num_negatives=config.train.num_negatives,
-        device=config.train.device, seed=config.seed, eval_fn=validate if len(data.split.valid) else None,
+        device=str(distributed.local_device(config.train.device)), seed=config.seed,
+        eval_fn=validate if len(data.split.valid) else None,
         monitor=config.train.monitor, eval_every=config.train.eval_every, patience=config.train.patience,
         run_dir=folder, resume=resume, progress=config.train.progress,
+        batching=config.train.batching, fanouts=config.train.fanouts,
     )
-    return finish_run(config, folder, model, data, trainer.fit(), extra)
+    trained = trainer.fit()
+    if distributed.world_size() > 1:  # every rank's weights digest, recorded in metrics.json
+        extra["distributed"] = distributed.weights_in_sync(model)
+        if not extra["distributed"]["in_sync"]:
+            logger.warning("the data-parallel ranks ended with different weights: %s",
+                           extra["distributed"]["weights_sha256"])
+    if not distributed.is_main():  # rank 0 tests and writes the results
+        return Result(run_dir=folder, test_metrics={}, valid_metrics=trained.best_metrics, history=trained.history)
+    return finish_run(config, folder, model, data, trained, extra)
 
 
 def finish_run(config: RunConfig, folder: Path, model: torch.nn.Module, data: Prepared, trained,
@@ -538,8 +581,9 @@ def environment(config: RunConfig) -> dict[str, Any]:
         "packages": versions,
         "git_commit": commit,
         "git_dirty": dirty,
-        "device": str(resolve_device(config.train.device)),
+        "device": str(distributed.local_device(config.train.device)),
         "threads": torch.get_num_threads(),
+        "world_size": distributed.world_size(),
         "data_files": _data_checksums(config),
     }
 

@@ -112,6 +112,11 @@ def pretrain(config: RunConfig | dict | str | Path, *, resume: bool = False, ove
     from graphrec.train.pretrain import PretrainTrainer
     from graphrec.utils import seed_everything
 
+    from graphrec import distributed
+
+    env = distributed.launch_env()
+    if env is not None and env.world_size > 1:
+        raise ConfigError("graphrec pretrain trains in one process; run it without torchrun")
     config = _resolved_paths(_as_config(config))
     if config.model.name != "graph":
         raise ConfigError(f"key 'model.name' is '{config.model.name}'; pre-training needs model.name: graph "
@@ -138,7 +143,7 @@ def pretrain(config: RunConfig | dict | str | Path, *, resume: bool = False, ove
         steps=config.pretrain.steps or recipe.steps, lr=config.pretrain.lr or recipe.lr,
         weight_decay=recipe.weight_decay, device=config.train.device, seed=config.seed, run_dir=folder,
         resume=resume, checkpoint_every=config.pretrain.checkpoint_every, log_every=recipe.log_every,
-        progress=config.train.progress)
+        progress=config.train.progress, **pretrain_batching(config))
     result = trainer.fit()
     checkpoint = folder / "encoder.safetensors"
     save_pretrained(checkpoint, model)
@@ -147,11 +152,31 @@ def pretrain(config: RunConfig | dict | str | Path, *, resume: bool = False, ove
         "steps": result.steps_run, "seconds": result.seconds,
         "final": result.history[-1] if result.history else {},
         "parameters": sum(p.numel() for p in model.parameters()),
+        "batching": {"batching": "full", **pretrain_batching(config)},
         "train_interactions": int(len(data.split.train)),
     })
     if result.history:
         plot_pretext_losses(result.history, folder / "pretrain_curve.png")
     return PretrainRun(folder, result.history, result.seconds, checkpoint)
+
+
+def pretrain_batching(config: RunConfig) -> dict[str, Any]:
+    """The :class:`graphrec.train.pretrain.PretrainTrainer` batching arguments of ``pretrain.batching``.
+
+    ``pretrain.fanouts: null`` samples 10 neighbours per hop for each of ``model.num_layers`` layers;
+    LightGCN and DiffNet read interactions as undirected, so they get each sampled edge both ways.
+    """
+    pretrain = config.pretrain
+    if pretrain.batching == "full":
+        return {}
+    layers = config.model.num_layers
+    fanouts = [10] * layers if pretrain.fanouts is None else list(pretrain.fanouts)
+    if len(fanouts) != layers:
+        raise ConfigError(f"key 'pretrain.fanouts' lists {len(fanouts)} hop(s), {fanouts}, but the encoder has "
+                          f"model.num_layers = {layers}; give one fan-out per layer, so every seed gets its "
+                          "whole receptive field")
+    return {"batching": "neighbor", "fanouts": fanouts, "batch_nodes": pretrain.batch_nodes,
+            "merge_reverse": config.model.encoder in ("lightgcn", "diffnet")}
 
 
 # ---------------------------------------------------------------------------------------- fine-tuning

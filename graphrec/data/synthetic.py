@@ -176,17 +176,35 @@ def _vocabulary(num_clusters: int, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([themed, made_up.reshape(-1, 12)])
 
 
-def _interactions(user_community: np.ndarray, item_cluster: np.ndarray, interactions_per_user: float,
+def _activity_mu(per_user: float, low: int, high: int) -> float:
+    """The log-scale mean ``mu`` of a lognormal (sigma :data:`_ACTIVITY_SIGMA`) whose draws, rounded and
+    clipped to ``[low, high]``, average ``per_user``: bisection over an exact quadrature of the normal."""
+    z = np.linspace(-8.0, 8.0, 4001)
+    weight = np.exp(-z**2 / 2)
+    weight /= weight.sum()
+
+    def mean(mu: float) -> float:  # non-decreasing in mu
+        return float(weight @ np.clip(np.rint(np.exp(mu + _ACTIVITY_SIGMA * z)), low, high))
+
+    lo, hi = -10.0, np.log(high) + 8 * _ACTIVITY_SIGMA
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if mean(mid) < per_user else (lo, mid)
+    return (lo + hi) / 2
+
+
+def _interactions(user_community: np.ndarray, item_cluster: np.ndarray, mu: float,
                   min_interactions: int, popularity_skew: float, noise: float,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Return ``(user, item, rating, timestamp)`` arrays, deduplicated and time-ordered per user."""
+    """Return ``(user, item, rating, timestamp)`` arrays, deduplicated and time-ordered per user.
+
+    The wished number of interactions per user is lognormal with log-scale mean ``mu``."""
     num_users, num_items = len(user_community), len(item_cluster)
     num_clusters = int(item_cluster.max()) + 1
     rank = _rank_in_group(item_cluster, num_clusters, rng)
     weight = (1.0 + rank) ** -popularity_skew  # Zipf inside each cluster; every cluster has a head
     in_cluster = _GroupSampler(item_cluster, num_clusters, weight)
     anywhere = _GroupSampler(np.zeros(num_items, dtype=np.int64), 1, weight)
-    mu = np.log(interactions_per_user) - _ACTIVITY_SIGMA**2 / 2  # so that the mean is interactions_per_user
     target = np.clip(np.rint(rng.lognormal(mu, _ACTIVITY_SIGMA, num_users)), min(min_interactions, num_items),
                      num_items).astype(np.int64)
     keys = np.empty(0, dtype=np.int64)
@@ -317,7 +335,7 @@ def generate(num_users: int = 1000, num_items: int = 500, num_communities: int =
              interactions_per_user: float = 30, min_interactions_per_user: int = 5, num_genres: int = 12,
              num_tags: int = 40, num_kg_entities: int = 300, num_relations: int = 4, friends_per_user: int = 5,
              homophily: float = 0.8, noise: float = 0.1, popularity_skew: float = 1.0,
-             seed: int = 0) -> SyntheticData:
+             seed: int = 0, num_interactions: int | None = None) -> SyntheticData:
     """Generate a recommendation dataset whose every table reflects one hidden user/item partition.
 
     Args:
@@ -336,6 +354,10 @@ def generate(num_users: int = 1000, num_items: int = 500, num_communities: int =
         noise: Probability that an interaction, genre, tag, title word or KG link ignores the cluster.
         popularity_skew: Zipf exponent of item popularity (0 gives uniform popularity).
         seed: Seed of the generator; the same arguments and seed give the same tables.
+        num_interactions: Total interactions to aim for, instead of ``interactions_per_user``: the
+            lognormal is calibrated so that its draws, after the minimum per user and the cap at
+            ``num_items``, add up to this on average (the realised total is within about 1% of it,
+            lower when users exhaust their cluster).
 
     Returns:
         The tables with string ids, and the planted ``user_community`` and ``item_cluster``.
@@ -354,13 +376,23 @@ def generate(num_users: int = 1000, num_items: int = 500, num_communities: int =
     if interactions_per_user < 1 or popularity_skew < 0:
         raise ValueError(f"generate(): need interactions_per_user >= 1 and popularity_skew >= 0, "
                          f"got {interactions_per_user!r} and {popularity_skew!r}")
+    low = min(min_interactions_per_user, num_items)
+    if num_interactions is None:
+        mu = np.log(interactions_per_user) - _ACTIVITY_SIGMA**2 / 2  # so that the mean is interactions_per_user
+    elif int(num_interactions) != num_interactions or \
+            not num_users * low < num_interactions < num_users * num_items:
+        raise ValueError(f"generate(): num_interactions must be an integer between num_users * "
+                         f"min(min_interactions_per_user, num_items) = {num_users * low} and num_users * num_items = "
+                         f"{num_users * num_items} (both excluded), got {num_interactions!r}")
+    else:
+        mu = _activity_mu(num_interactions / num_users, low, num_items)
     rng_parts, rng_inter, rng_users, rng_items, rng_social, rng_kg = np.random.default_rng(seed).spawn(6)
     user_community = _balanced(num_users, num_communities, rng_parts)
     item_cluster = _balanced(num_items, num_communities, rng_parts)
     vocab = _vocabulary(num_communities, rng_parts)
 
-    user, item, rating, timestamp = _interactions(user_community, item_cluster, interactions_per_user,
-                                                  min_interactions_per_user, popularity_skew, noise, rng_inter)
+    user, item, rating, timestamp = _interactions(user_community, item_cluster, mu, min_interactions_per_user,
+                                                  popularity_skew, noise, rng_inter)
     user_ids, item_ids = _ids("u", num_users), _ids("i", num_items)
     interactions = pd.DataFrame({"user": _column(user_ids, user), "item": _column(item_ids, item),
                                  "rating": rating, "timestamp": timestamp})

@@ -2,9 +2,11 @@
 
 Every protocol takes a score function ``score_fn(user_ids [B]) -> scores [B, num_items]``
 and works in chunks of users so that at most ``chunk * num_items`` scores live at
-once. Per-user item sets are CSR arrays (``indptr [U+1]``, ``indices``); masks
-and ground truth are built for a whole chunk with ``repeat_interleave`` over
-the CSR rows, never with a loop over users.
+once: memory is bounded by the chunk (``max_chunk_bytes``), not by ``users x items``.
+Per-user item sets are CSR arrays (``indptr [U+1]``, ``indices``); masks are built
+for a whole chunk with ``repeat_interleave`` over the CSR rows, never with a loop
+over users, and hits are looked up among the sorted (user, item) keys of the
+held-out edges, so no dense ``[B, num_items]`` ground truth is made.
 
 ``candidate_items`` restricts a protocol to an item pool (e.g. the target domain's
 items in a cross-domain split): full ranking ranks only those items, sampled
@@ -23,7 +25,8 @@ from graphrec.eval.metrics import VALID_METRICS, RankingAccumulator, _check_ks
 
 ScoreFn = Callable[[Tensor], Tensor]
 Report = dict[str, float] | tuple[dict[str, float], dict[str, Tensor]]  # summary, or (summary, per-user values)
-_MAX_CHUNK_ELEMENTS = 64 * 2**20  # scores per chunk when chunk_size is None
+CHUNK_BYTES = 512 * 2**20  # default max_chunk_bytes: one chunk's scores and their masked copy
+BYTES_PER_SCORE = 8  # a float32 score from score_fn + its masked copy
 
 
 def user_item_csr(edge_index: Tensor, num_users: int, num_items: int | None = None) -> tuple[Tensor, Tensor]:
@@ -87,9 +90,12 @@ def _item_pool(candidate_items: Tensor | Sequence[int] | None, num_items: int) -
     return pool
 
 
-def _resolve_chunk(chunk_size: int | None, num_items: int) -> int:
+def _resolve_chunk(chunk_size: int | None, num_items: int, max_chunk_bytes: int = CHUNK_BYTES) -> int:
+    """Users per chunk: ``chunk_size``, or as many as keep a chunk's scores under ``max_chunk_bytes``."""
     if chunk_size is None:
-        return max(1, _MAX_CHUNK_ELEMENTS // max(num_items, 1))
+        if max_chunk_bytes < 1:
+            raise ValueError(f"max_chunk_bytes must be a positive integer (got {max_chunk_bytes})")
+        return max(1, max_chunk_bytes // (BYTES_PER_SCORE * max(num_items, 1)))
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer or None (got {chunk_size})")
     return int(chunk_size)
@@ -116,11 +122,34 @@ def _score(score_fn: ScoreFn, batch: Tensor, num_items: int) -> Tensor:
     return scores if scores.is_floating_point() else scores.float()
 
 
-def _masked_scores(score_fn: ScoreFn, batch: Tensor, num_items: int, ex_indptr: Tensor, ex_indices: Tensor) -> Tensor:
+def _masked_scores(score_fn: ScoreFn, batch: Tensor, num_items: int, ex_indptr: Tensor, ex_indices: Tensor,
+                   buffer: Tensor | None = None) -> Tensor:
+    """The scores of ``batch`` with the excluded items at ``-inf``, in a copy: score_fn may hand back a
+    view of a cached tensor. The copy goes to the first rows of ``buffer`` when it fits: one buffer
+    reused over the chunks spares the page faults of a fresh ``[B, I]`` tensor per chunk."""
     scores = _score(score_fn, batch, num_items)  # [B, I]
     row_pos, _, cols = csr_rows(ex_indptr, ex_indices, batch)
-    # out of place: score_fn may hand back a view of a cached tensor
-    return scores.index_put((row_pos, cols), scores.new_tensor(float("-inf")))
+    if buffer is None or buffer.dtype != scores.dtype or buffer.size(0) < scores.size(0) \
+            or buffer.shape[1:] != scores.shape[1:]:
+        return scores.index_put((row_pos, cols), scores.new_tensor(float("-inf")))
+    out = buffer[: scores.size(0)].copy_(scores)
+    return out.index_put_((row_pos, cols), scores.new_tensor(float("-inf")))
+
+
+def _sorted_keys(indptr: Tensor, indices: Tensor, num_items: int) -> Tensor:
+    """``user * num_items + item`` of every CSR entry, sorted (CSR rows are sorted)."""
+    users = torch.repeat_interleave(torch.arange(indptr.numel() - 1, device=indptr.device), indptr[1:] - indptr[:-1],
+                                    output_size=indices.numel())
+    return users * num_items + indices  # [T]
+
+
+def _is_member(keys: Tensor, users: Tensor, items: Tensor, num_items: int) -> Tensor:
+    """Whether each ``(users[b], items[b, k])`` is among the sorted ``keys``: ``[B, K]`` bool."""
+    if keys.numel() == 0:
+        return torch.zeros_like(items, dtype=torch.bool)
+    query = users.view(-1, 1) * num_items + items  # [B, K]
+    position = torch.searchsorted(keys, query).clamp_(max=keys.numel() - 1)
+    return keys[position] == query
 
 
 @torch.no_grad()
@@ -128,7 +157,8 @@ def full_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge_in
                  exclude_edge_indices: Sequence[Tensor] = (), ks: Sequence[int] = (10, 20),
                  names: Sequence[str] = VALID_METRICS, users: Tensor | Sequence[int] | None = None,
                  chunk_size: int | None = None, device: str | torch.device = "cpu",
-                 return_per_user: bool = False, candidate_items: Tensor | Sequence[int] | None = None) -> Report:
+                 return_per_user: bool = False, candidate_items: Tensor | Sequence[int] | None = None,
+                 max_chunk_bytes: int = CHUNK_BYTES) -> Report:
     """Rank every item for every evaluated user (all-ranking protocol, as in NGCF and LightGCN).
 
     Items in ``exclude_edge_indices`` (typically the training and validation
@@ -145,12 +175,15 @@ def full_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge_in
         ks: Cut-offs K (each at most ``num_items``).
         names: Metrics among ``recall, precision, hr, ndcg, mrr, map``.
         users: Users to evaluate; default every user with at least one eval item.
-        chunk_size: Users per chunk; default keeps ``chunk * num_items`` under 64M.
+        chunk_size: Users per chunk; default: as many as ``max_chunk_bytes`` allows.
         device: Where scores, masks and top-K run.
         return_per_user: Also return :meth:`RankingAccumulator.per_user`.
         candidate_items: Rank only these items (every other item scores ``-inf``);
             ``None`` ranks every item. Eval items outside the pool count in
             ``num_relevant`` but can never be hits.
+        max_chunk_bytes: Memory budget of one chunk when ``chunk_size`` is None:
+            ``8 * chunk * num_items`` bytes (float32 scores and their masked copy)
+            stay under it, whatever the number of users.
 
     Returns:
         ``{"recall@10": ..., ..., "num_users": n}`` averaged over evaluated users
@@ -173,21 +206,22 @@ def full_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge_in
     eval_indptr, eval_indices = user_item_csr(eval_edge_index, num_users, num_items)
     ex_indptr, ex_indices = _union_csr(exclude_edge_indices, num_users, num_items)
     users = _select_users(users, eval_indptr, num_users)
-    eval_indptr, eval_indices = eval_indptr.to(device), eval_indices.to(device)
+    eval_keys = _sorted_keys(eval_indptr, eval_indices, num_items).to(device)  # [E_eval]
+    eval_indptr = eval_indptr.to(device)
     ex_indptr, ex_indices = ex_indptr.to(device), ex_indices.to(device)
     accumulator = RankingAccumulator(ks, names)
-    chunk = _resolve_chunk(chunk_size, num_items)
+    chunk = _resolve_chunk(chunk_size, num_items, max_chunk_bytes)
+    buffer = None  # [chunk, I] masked scores, allocated once
 
     for start in range(0, users.numel(), chunk):
         batch = users[start:start + chunk].to(device)  # [B]
-        scores = _masked_scores(score_fn, batch, num_items, ex_indptr, ex_indices)  # [B, I]
+        scores = _masked_scores(score_fn, batch, num_items, ex_indptr, ex_indices, buffer)  # [B, I]
+        if buffer is None and scores.size(0) == chunk:
+            buffer = scores
         if outside is not None:
-            scores = scores.masked_fill(outside, float("-inf"))
+            scores.masked_fill_(outside, float("-inf"))  # our own copy: in place
         top_scores, top_items = scores.topk(max_k, dim=1)  # [B, maxK]
-        truth = torch.zeros(batch.numel(), num_items, dtype=torch.bool, device=device)
-        row_pos, _, cols = csr_rows(eval_indptr, eval_indices, batch)
-        truth[row_pos, cols] = True
-        hits = truth.gather(1, top_items) & (top_scores > float("-inf"))  # [B, maxK]
+        hits = _is_member(eval_keys, batch, top_items, num_items) & (top_scores > float("-inf"))  # [B, maxK]
         accumulator.update(hits, eval_indptr[batch + 1] - eval_indptr[batch], batch)
 
     summary: dict = accumulator.compute()
@@ -245,7 +279,8 @@ def sampled_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge
                     ks: Sequence[int] = (10,), names: Sequence[str] = VALID_METRICS, seed: int = 0,
                     chunk_size: int | None = None, users: Tensor | Sequence[int] | None = None,
                     device: str | torch.device = "cpu", return_per_user: bool = False,
-                    candidate_items: Tensor | Sequence[int] | None = None) -> Report:
+                    candidate_items: Tensor | Sequence[int] | None = None,
+                    max_chunk_bytes: int = CHUNK_BYTES) -> Report:
     """Rank each user's eval items against sampled negatives (sampled protocol of He et al., NCF, 2017).
 
     Protocol: for every evaluated user ``u`` the candidate list is all of
@@ -269,7 +304,7 @@ def sampled_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge
         ks: Cut-offs K; lists shorter than K count missing ranks as misses.
         names: Metrics among ``recall, precision, hr, ndcg, mrr, map``.
         seed: Seed of the negative sampler and the tie-breaking shuffle.
-        chunk_size: Users per chunk; default keeps ``chunk * num_items`` under 64M.
+        chunk_size: Users per chunk; default: as many as ``max_chunk_bytes`` allows.
         users: Users to evaluate; default every user with at least one eval item.
         device: Where sampling and ranking run.
         return_per_user: Also return per-user values.
@@ -277,6 +312,8 @@ def sampled_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge
             (e.g. one domain's items), and eval items outside them count in
             ``num_relevant`` but are never ranked, as in :func:`full_ranking`;
             ``None`` ranks every item.
+        max_chunk_bytes: Memory budget of one chunk when ``chunk_size`` is None, counted
+            as in :func:`full_ranking` (8 bytes per score), so both protocols cut the same chunks.
 
     Returns:
         Same layout as :func:`full_ranking`.
@@ -306,7 +343,7 @@ def sampled_ranking(score_fn: ScoreFn, num_users: int, num_items: int, eval_edge
         in_pool[pool] = True
     generator = torch.Generator(device=device).manual_seed(seed)
     accumulator = RankingAccumulator(ks, names)
-    chunk = _resolve_chunk(chunk_size, num_items)
+    chunk = _resolve_chunk(chunk_size, num_items, max_chunk_bytes)
 
     for start in range(0, users.numel(), chunk):
         batch = users[start:start + chunk].to(device)  # [B]

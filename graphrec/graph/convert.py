@@ -4,13 +4,17 @@ Every conversion keeps the node count of every node type (isolated nodes
 included) and the edges of every canonical edge type ``(src, relation, dst)``,
 also relations with no edges, so a graph built by graphrec can be handed to DGL
 samplers, SciPy sparse algebra or networkx analysis and back.
+
+Two smaller views are for looking at: :func:`neighbourhood_graph`, the k-hop
+neighbourhood of one node with display names, and :func:`path_to_networkx`, the
+knowledge-graph paths that explain recommendations (``graphrec plot-path`` draws both).
 """
 
 from __future__ import annotations
 
 import numbers
 import warnings
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
@@ -186,6 +190,120 @@ def from_networkx(graph: nx.Graph) -> HeteroData:
         for key in sorted(shared):
             data[edge_type][key] = torch.tensor([attrs[key] for _, _, attrs in rows])
     return data
+
+
+def neighbourhood_graph(data: HeteroData, node_type: str, index: int, hops: int = 2, max_nodes: int = 50,
+                        idmap=None, collapse_reverse: bool = True) -> nx.MultiDiGraph:
+    """The ``hops``-hop neighbourhood of one node as a networkx multigraph, at most ``max_nodes`` nodes.
+
+    Edges are followed in both directions. The room left under the cap is shared evenly by the
+    hops still to take (what a hop leaves unused passes on), so a hub's first hop cannot crowd out
+    the second. When a hop reaches more nodes than its share, the kept ones are taken from each
+    node type in turn, each type's in order of the number of edges joining them to the previous
+    hop (ties: index): the strongest ties of every kind rather than a random sample. Nodes are
+    ``(node_type, index)`` as in :func:`to_networkx`, with attributes ``type``, ``index``, ``hop``
+    (distance from the centre), ``id`` and ``name`` (from ``idmap``, an
+    :class:`graphrec.data.idmap.IdMap`, when given); edges carry ``relation`` (the edge type)
+    and exist wherever both ends were kept. With ``collapse_reverse`` an edge type
+    ``(dst, rev_r, src)`` whose forward ``(src, r, dst)`` is in the graph is left out (it repeats
+    the forward edges). The centre is ``graph.graph["center"]``.
+
+    Raises:
+        DataError: When ``node_type`` is not in the graph or ``index`` is out of range.
+        ValueError: When ``hops`` is negative or ``max_nodes`` below 1.
+    """
+    if hops < 0:
+        raise ValueError(f"hops must be at least 0, found {hops}")
+    if max_nodes < 1:
+        raise ValueError(f"max_nodes must be at least 1, found {max_nodes}")
+    counts = num_nodes_dict(data)
+    if node_type not in counts:
+        raise DataError(f"no node type '{node_type}' in the graph{suggest(node_type, counts)}; it has {list(counts)}")
+    if not 0 <= index < counts[node_type]:
+        raise DataError(f"{node_type} index {index} is out of range; the graph has {counts[node_type]} "
+                        f"{node_type} nodes")
+    edges = {edge_type: data[edge_type].edge_index.cpu().numpy() for edge_type in data.edge_types}
+    hop_of: dict[tuple[str, int], int] = {(node_type, int(index)): 0}
+    frontier = {node_type: np.array([index], dtype=np.int64)}
+    for hop in range(1, hops + 1):
+        budget = -(-(max_nodes - len(hop_of)) // (hops - hop + 1))  # an even share of the room left, rounded up
+        if budget <= 0 or not frontier:
+            break
+        reached: dict[tuple[str, int], int] = {}  # candidate -> edges from the frontier
+        for (src, _, dst), edge_index in edges.items():
+            for near, far, row in ((src, dst, 0), (dst, src, 1)):
+                if near not in frontier:
+                    continue
+                hits = edge_index[1 - row, np.isin(edge_index[row], frontier[near])]
+                for node, count in zip(*np.unique(hits, return_counts=True)):
+                    if (far, int(node)) not in hop_of:
+                        reached[far, int(node)] = reached.get((far, int(node)), 0) + int(count)
+        strongest = sorted(reached, key=lambda node: (-reached[node], node))
+        turn: dict[tuple[str, int], int] = {}  # the node's place among the candidates of its type
+        taken: dict[str, int] = {}
+        for node in strongest:
+            turn[node] = taken.get(node[0], 0)
+            taken[node[0]] = turn[node] + 1
+        kept = sorted(strongest, key=lambda node: (turn[node], -reached[node], node))[:budget]
+        hop_of.update((node, hop) for node in kept)
+        frontier = {}
+        for kind, local in kept:
+            frontier.setdefault(kind, []).append(local)
+        frontier = {kind: np.asarray(local, dtype=np.int64) for kind, local in frontier.items()}
+
+    graph = nx.MultiDiGraph(center=(node_type, int(index)))
+    for (kind, local), hop in sorted(hop_of.items(), key=lambda item: (item[1], item[0])):
+        known = idmap is not None and kind in idmap.node_types
+        graph.add_node((kind, local), type=kind, index=local, hop=hop,
+                       id=idmap.raw(kind, local) if known else str(local),
+                       name=idmap.name(kind, local) if known else f"{kind} {local}")
+    kept_ids = {kind: np.asarray([local for t, local in hop_of if t == kind], dtype=np.int64) for kind in counts}
+    for edge_type, edge_index in edges.items():
+        src, rel, dst = edge_type
+        if collapse_reverse and rel.startswith("rev_") and (dst, rel[4:], src) in edges:
+            continue
+        both = np.isin(edge_index[0], kept_ids[src]) & np.isin(edge_index[1], kept_ids[dst])
+        graph.add_edges_from(((src, int(s)), (dst, int(t)), {"relation": edge_type})
+                             for s, t in edge_index[:, both].T)
+    return graph
+
+
+def path_to_networkx(path: Sequence[Mapping[str, Any]], graph: nx.MultiDiGraph | None = None,
+                     rank: int | None = None) -> nx.MultiDiGraph:
+    """An explanation path as a networkx multigraph (or added to ``graph``).
+
+    ``path`` alternates node entries (``type``, ``id``, ``name``) and relation entries
+    (``relation``), as :func:`graphrec.explain.recommend_with_paths` returns them. Nodes are
+    ``(type, raw id)`` with attributes ``type``, ``id``, ``name`` and ``position`` (the smallest
+    hop position at which a path visits the node); the last node also gets ``end: True`` and,
+    when given, ``rank``. Each hop is an edge keyed by its relation name, with attribute
+    ``relation``; a hop shared by several paths is one edge whose ``ranks`` lists them.
+
+    Raises:
+        DataError: When the entries do not alternate node, relation, node, ..., node.
+    """
+    graph = nx.MultiDiGraph() if graph is None else graph
+    nodes, relations = list(path[0::2]), list(path[1::2])
+    if len(path) % 2 == 0 or any(not {"type", "id"} <= set(entry) for entry in nodes) \
+            or any("relation" not in entry for entry in relations):
+        raise DataError("a path must alternate node entries (type, id, name) and relation entries (relation), "
+                        f"starting and ending with a node; found {list(path)[:5]}")
+    keys = [(str(entry["type"]), str(entry["id"])) for entry in nodes]
+    for position, (key, entry) in enumerate(zip(keys, nodes)):
+        if key in graph:
+            graph.nodes[key]["position"] = min(graph.nodes[key]["position"], position)
+        else:
+            graph.add_node(key, type=key[0], id=key[1], name=str(entry.get("name", key[1])), position=position)
+    graph.nodes[keys[-1]]["end"] = True
+    if rank is not None:
+        graph.nodes[keys[-1]]["rank"] = rank
+    for head, entry, tail in zip(keys, relations, keys[1:]):
+        relation = str(entry["relation"])
+        if not graph.has_edge(head, tail, key=relation):
+            graph.add_edge(head, tail, key=relation, relation=relation, ranks=[])
+        if rank is not None:
+            graph.edges[head, tail, relation]["ranks"].append(rank)
+    return graph
 
 
 def _canonical(data: HeteroData, edge_type: EdgeType | str) -> EdgeType:

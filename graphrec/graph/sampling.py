@@ -19,6 +19,7 @@ brilliance", CACM 1987), run for all nodes at once in ``k`` vectorised steps: th
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,85 +27,9 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-EdgeType = tuple[str, str, str]
+from graphrec.graph.csr import EdgeType, HeteroCSR
+
 Fanouts = list[int] | dict[EdgeType, list[int]]
-
-
-class HeteroCSR:
-    """The incoming edges of every edge type, as one CSR whose rows are (edge type, destination node) pairs.
-
-    Row ``row_offset[r] + v`` holds the in-edges of node ``v`` (of type ``r[2]``) under edge type ``r``:
-    ``sources``, their source nodes as global ids (``node_offset[t] + id``: all node types in one id
-    space), and ``edge_ids``, their positions in ``edge_index_dict[r]``. Within a row sources are sorted.
-
-    Args:
-        edge_index_dict (dict): ``[2, E_r]`` (source, target) ids per edge type ``(source, relation, target)``.
-        num_nodes_dict (dict[str, int]): Node count of every node type, isolated types included.
-    """
-
-    def __init__(self, edge_index_dict: dict[EdgeType, Tensor], num_nodes_dict: dict[str, int]) -> None:
-        self.num_nodes_dict = {t: int(n) for t, n in num_nodes_dict.items()}
-        self.node_types = list(self.num_nodes_dict)
-        self.node_offset, self.num_nodes = {}, 0
-        for node_type, count in self.num_nodes_dict.items():
-            self.node_offset[node_type], self.num_nodes = self.num_nodes, self.num_nodes + count
-        self.edge_types: list[EdgeType] = [tuple(edge_type) for edge_type in edge_index_dict]
-        self.device = next((e.device for e in edge_index_dict.values()), torch.device("cpu"))
-        self.row_offset, num_rows = {}, 0
-        degrees, sources, edge_ids = [], [], []
-        for edge_type, edge_index in zip(self.edge_types, edge_index_dict.values()):
-            self._check(edge_type, edge_index)
-            num_sources, num_targets = (self.num_nodes_dict[edge_type[0]], self.num_nodes_dict[edge_type[2]])
-            edge_index = edge_index.to(self.device)
-            order = torch.argsort(edge_index[1] * num_sources + edge_index[0], stable=True)  # by target, then source
-            degrees.append(torch.bincount(edge_index[1], minlength=num_targets))
-            sources.append(edge_index[0, order] + self.node_offset[edge_type[0]])
-            edge_ids.append(order)
-            self.row_offset[edge_type], num_rows = num_rows, num_rows + num_targets
-        long = {"dtype": torch.long, "device": self.device}
-        self.indptr = torch.zeros(num_rows + 1, **long)  # [R + 1]
-        if degrees:
-            torch.cumsum(torch.cat(degrees), 0, out=self.indptr[1:])
-        self.sources = torch.cat(sources) if sources else torch.zeros(0, **long)  # [E]
-        self.edge_ids = torch.cat(edge_ids) if edge_ids else torch.zeros(0, **long)  # [E]
-        self._unique_degree: dict[EdgeType, Tensor] = {}
-
-    def _check(self, edge_type: EdgeType, edge_index: Tensor) -> None:
-        if len(edge_type) != 3:
-            raise ValueError(f"edge type {edge_type!r}; expected a (source, relation, target) tuple")
-        for node_type in (edge_type[0], edge_type[2]):
-            if node_type not in self.num_nodes_dict:
-                raise ValueError(f"edge type {edge_type} names node type {node_type!r}, which num_nodes_dict "
-                                 f"lacks; node types: {self.node_types}")
-        if edge_index.dim() != 2 or edge_index.size(0) != 2 or edge_index.dtype != torch.long:
-            raise ValueError(f"edge_index_dict[{edge_type}] is {edge_index.dtype} {list(edge_index.shape)}; "
-                             "expected a [2, E] LongTensor")
-        for row, node_type in ((0, edge_type[0]), (1, edge_type[2])):
-            count = self.num_nodes_dict[node_type]
-            if edge_index.numel() and (int(edge_index[row].min()) < 0 or int(edge_index[row].max()) >= count):
-                raise ValueError(f"edge_index_dict[{edge_type}][{row}] holds {node_type} ids in "
-                                 f"[{int(edge_index[row].min())}, {int(edge_index[row].max())}]; expected ids "
-                                 f"in [0, {count - 1}]")
-
-    def rows(self, edge_type: EdgeType) -> slice:
-        """The rows of ``edge_type``, one per node of its target type."""
-        start = self.row_offset[edge_type]
-        return slice(start, start + self.num_nodes_dict[edge_type[2]])
-
-    def in_degree(self, edge_type: EdgeType, unique: bool = False) -> Tensor:
-        """Incoming edges of every target node ``[N_target]``; with ``unique``, distinct sources only."""
-        rows = self.rows(edge_type)
-        degree = self.indptr[rows.start + 1 : rows.stop + 1] - self.indptr[rows]
-        if not unique:
-            return degree
-        if edge_type not in self._unique_degree:
-            start, stop = int(self.indptr[rows.start]), int(self.indptr[rows.stop])
-            targets = torch.repeat_interleave(torch.arange(degree.numel(), device=self.device), degree)
-            key = targets * self.num_nodes + self.sources[start:stop]  # sorted within each row
-            first = torch.ones_like(key, dtype=torch.bool)
-            first[1:] = key[1:] != key[:-1]
-            self._unique_degree[edge_type] = torch.bincount(targets[first], minlength=degree.numel())
-        return self._unique_degree[edge_type]
 
 
 @dataclass
@@ -128,12 +53,17 @@ class SampledSubgraph:
     num_sampled_nodes: dict[str, list[int]]
     num_sampled_edges: dict[EdgeType, list[int]]
 
-    def to(self, device: torch.device | str) -> SampledSubgraph:
-        """The same subgraph with every tensor on ``device`` (sample on the CPU, train on the GPU)."""
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> SampledSubgraph:
+        """The same subgraph with every tensor on ``device`` (sample on the CPU, train on the GPU).
+
+        With ``non_blocking`` CPU tensors are first copied to pinned memory, so the copies to a CUDA
+        device overlap with the work already queued there.
+        """
+        move = functools.partial(to_device, device=device, non_blocking=non_blocking)
         return dataclasses.replace(
-            self, n_id={t: n.to(device) for t, n in self.n_id.items()},
-            edge_index_dict={et: e.to(device) for et, e in self.edge_index_dict.items()},
-            e_id={et: e.to(device) for et, e in self.e_id.items()})
+            self, n_id={t: move(n) for t, n in self.n_id.items()},
+            edge_index_dict={et: move(e) for et, e in self.edge_index_dict.items()},
+            e_id={et: move(e) for et, e in self.e_id.items()})
 
     def to_hetero_data(self, data: HeteroData | None = None) -> HeteroData:
         """The subgraph as a ``HeteroData`` with ``n_id``, ``num_nodes``, ``edge_index`` and ``e_id``, and, given the
@@ -172,6 +102,20 @@ class LinkBatch:
     users: Tensor
     pos_items: Tensor
     neg_items: Tensor | None
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> LinkBatch:
+        """The same batch with every tensor on ``device`` (see :meth:`SampledSubgraph.to`)."""
+        move = functools.partial(to_device, device=device, non_blocking=non_blocking)
+        return LinkBatch(self.subgraph.to(device, non_blocking), move(self.users), move(self.pos_items),
+                         None if self.neg_items is None else move(self.neg_items))
+
+
+def to_device(tensor: Tensor, device: torch.device | str, non_blocking: bool = False) -> Tensor:
+    """``tensor`` on ``device``; with ``non_blocking``, a CPU tensor bound for CUDA goes through pinned memory."""
+    device = torch.device(device)
+    if non_blocking and device.type == "cuda" and tensor.device.type == "cpu":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=non_blocking)
 
 
 def gather_inputs(x_dict: dict[str, Tensor], subgraph: SampledSubgraph) -> dict[str, Tensor]:
@@ -467,12 +411,19 @@ class NeighborSampler:
         return LinkBatch(subgraph, user_rows, item_rows[: users.numel()], negatives)
 
     # ------------------------------------------------------------------ what some encoders need besides edges
-    def in_degree_dict(self, subgraph: SampledSubgraph, unique: bool = False) -> dict[EdgeType, Tensor]:
-        """Full-graph in-degree ``[n_t]`` of the subgraph's nodes per edge type (``unique``: distinct sources).
+    def in_degree_dict(self, subgraph: SampledSubgraph, unique: bool = False,
+                       edge_types: list[EdgeType] | None = None) -> dict[EdgeType, Tensor]:
+        """Full-graph in-degree ``[n_t]`` of the subgraph's nodes per edge type (``unique``: distinct sources),
+        for every edge type or those of ``edge_types``.
 
         Normalisations by degree (LightGCN's :math:`1/\\sqrt{d_u d_i}`) need these, not the subgraph's.
         """
-        return {et: self.csr.in_degree(et, unique)[subgraph.n_id[et[2]]] for et in self.csr.edge_types}
+        for edge_type in edge_types or []:
+            if tuple(edge_type) not in self.csr.row_offset:
+                raise ValueError(f"edge_types names {edge_type}, which the sampler's graph lacks; "
+                                 f"its edge types: {self.csr.edge_types}")
+        chosen = self.csr.edge_types if edge_types is None else [tuple(et) for et in edge_types]
+        return {et: self.csr.in_degree(et, unique)[subgraph.n_id[et[2]].to(self.csr.device)] for et in chosen}
 
     def merge_reverse(self, subgraph: SampledSubgraph) -> dict[EdgeType, Tensor]:
         """``subgraph.edge_index_dict`` with each pair of ``reverse_edge_types`` holding the union of both directions.

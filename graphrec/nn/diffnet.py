@@ -42,6 +42,8 @@ class DiffNet(HeteroEncoder):
             type. (default: ``("user", "interacts", "item")``)
     """
 
+    reads_reverse_edges = True  # a user's items are read from the interactions backwards
+
     def __init__(self, channels: int = 64, num_layers: int = 2,
                  social: EdgeType = ("user", "follows", "user"),
                  interactions: EdgeType = ("user", "interacts", "item")) -> None:

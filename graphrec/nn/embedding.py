@@ -234,8 +234,33 @@ class NodeEmbedding(torch.nn.Module):
             )
         return self._fused(node_type)
 
-    def _fused(self, node_type: str) -> Tensor:
-        parts = [self._source(node_type, source) for source in self._sources[node_type]]
+    def gather(self, index_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The fused input vectors of the given nodes only: ``{t: [len(index_dict[t]), D]}``.
+
+        Equal to ``self()[t][index]`` row for row, but costs what the rows cost, not the whole
+        table: the inputs of a neighbour-sampled subgraph (``index_dict``: its ``n_id``). Only the
+        gathered rows get a gradient.
+
+        Args:
+            index_dict (dict[str, Tensor]): ``[n_t]`` node ids per node type (repeats allowed).
+        """
+        out = {}
+        for node_type, index in index_dict.items():
+            if node_type not in self.num_nodes_dict:
+                raise KeyError(f"NodeEmbedding has no node type {node_type!r}; known types: {self.node_types}")
+            index = torch.as_tensor(index, device=self._device_of(node_type))
+            if index.dim() != 1 or index.dtype != torch.long:
+                raise ValueError(f"index_dict[{node_type!r}] is {index.dtype} {list(index.shape)}; "
+                                 "expected a [n] LongTensor of node ids")
+            out[node_type] = self._fused(node_type, index)
+        return out
+
+    def _device_of(self, node_type: str) -> torch.device:
+        """Where ``node_type``'s inputs live."""
+        return getattr(self, f"untrained_{node_type}").device
+
+    def _fused(self, node_type: str, index: Tensor | None = None) -> Tensor:
+        parts = [self._source(node_type, source, index) for source in self._sources[node_type]]
         if len(parts) == 1:
             return parts[0]
         if self.fusion == "sum":
@@ -246,24 +271,40 @@ class NodeEmbedding(torch.nn.Module):
         gates = self.fuse[node_type](joined).view(-1, len(parts), self.embedding_dim).softmax(dim=1)  # [N, S, D]
         return (gates * torch.stack(parts, dim=1)).sum(1)
 
-    def _source(self, node_type: str, source: str) -> Tensor:
+    def _source(self, node_type: str, source: str, index: Tensor | None = None) -> Tensor:
+        """One source's ``[N, D]`` vectors, or ``[n, D]`` of the nodes ``index``."""
         if source == "id":
-            weight = self.embeddings[node_type].weight  # [N, D]
+            table = self.embeddings[node_type]
+            weight = table.weight if index is None else table(index)  # [N or n, D]
             if len(self._sources[node_type]) == 1:
                 return weight
             keep = ~getattr(self, f"untrained_{node_type}")
+            keep = keep if index is None else keep[index]
             if self.training and self.id_dropout > 0:
                 keep = keep & (torch.rand(keep.shape, device=keep.device) >= self.id_dropout)
             return weight * keep.unsqueeze(-1).to(weight.dtype)
         if source == "text":
-            projected = self.text_proj[node_type](getattr(self, f"text_{node_type}"))  # [N, D]
-            has_text = getattr(self, f"has_text_{node_type}").unsqueeze(-1)
-            return torch.where(has_text, projected, self.missing_text[node_type])
-        return self.attributes[node_type](getattr(self, f"attr_values_{node_type}"),
-                                          getattr(self, f"attr_offsets_{node_type}"))
+            text, has_text = getattr(self, f"text_{node_type}"), getattr(self, f"has_text_{node_type}")
+            if index is not None:
+                text, has_text = text[index], has_text[index]
+            projected = self.text_proj[node_type](text)  # [N or n, D]
+            return torch.where(has_text.unsqueeze(-1), projected, self.missing_text[node_type])
+        values, offsets = getattr(self, f"attr_values_{node_type}"), getattr(self, f"attr_offsets_{node_type}")
+        if index is not None:
+            values, offsets = _bags_of(values, offsets, index)
+        return self.attributes[node_type](values, offsets)
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{name}={num}" for name, num in self.num_nodes_dict.items())
         mixed = {name: "+".join(sources) for name, sources in self._sources.items() if sources != ["id"]}
         extra = f", sources={mixed}, fusion={self.fusion}" if mixed else ""
         return f"{self.__class__.__name__}({sizes}, embedding_dim={self.embedding_dim}{extra})"
+
+
+def _bags_of(values: Tensor, offsets: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+    """The ``(values, offsets)`` of an ``EmbeddingBag`` input holding only the bags ``index`` ``[n]``, in that order."""
+    ends = torch.cat([offsets[1:], offsets.new_tensor([values.numel()])])
+    starts, lengths = offsets[index], (ends - offsets)[index]  # [n]
+    new_offsets = torch.cumsum(lengths, 0) - lengths  # [n]
+    within = torch.arange(int(lengths.sum()), device=values.device) - new_offsets.repeat_interleave(lengths)
+    return values[starts.repeat_interleave(lengths) + within], new_offsets

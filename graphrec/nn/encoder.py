@@ -15,6 +15,13 @@ take a whole message-passing graph.
 
 After layer ``k`` an encoder calls :meth:`HeteroEncoder.adapt`, which applies the bottleneck
 adapters that :func:`graphrec.nn.adapters.add_adapters` inserts for fine-tuning (none by default).
+
+On a neighbour-sampled subgraph (:mod:`graphrec.graph.sampling`) an encoder that aggregates over
+incoming edges gives every seed its full-graph output when all neighbours are kept. Two class
+attributes say what else an encoder needs there: ``reads_reverse_edges`` (it reads an edge type
+backwards or as undirected, so it must get the union of each edge type and its reverse) and
+``needs_degrees`` (it normalises by node degrees, so ``forward`` takes ``degree_dict``, the
+full-graph degrees of the subgraph's nodes).
 """
 
 from __future__ import annotations
@@ -77,6 +84,13 @@ class HeteroEncoder(torch.nn.Module):
         num_layers (int): Number of message-passing layers.
     """
 
+    #: Reads some edge type against its direction or as undirected (LightGCN, DiffNet): a sampled
+    #: subgraph must hold both directions of every sampled edge (``NeighborSampler.merge_reverse``).
+    reads_reverse_edges: bool = False
+    #: Normalises by node degrees: ``forward(x_dict, edge_index_dict, degree_dict=None)`` takes the
+    #: full-graph degrees ``{node type: [N_t]}`` to use on a sampled subgraph.
+    needs_degrees: bool = False
+
     def __init__(self, channels: int, num_layers: int) -> None:
         super().__init__()
         if channels < 1:
@@ -87,6 +101,11 @@ class HeteroEncoder(torch.nn.Module):
         self.num_layers = num_layers
         # One ModuleDict (node type -> adapter) per layer, inserted by graphrec.nn.adapters.add_adapters.
         self.adapters: torch.nn.ModuleList | None = None
+
+    def reads_edge_types(self, edge_types: Sequence[EdgeType]) -> list[EdgeType]:
+        """The edge types of ``edge_types`` whose edges ``forward`` reads (all by default): a neighbour sampler
+        need not draw the others."""
+        return list(edge_types)
 
     def adapt(self, layer: int, h_dict: dict[str, Tensor]) -> dict[str, Tensor]:
         """``h_dict`` after layer ``layer`` (0-based) passed through that layer's adapters, if any."""

@@ -10,10 +10,13 @@ links, knowledge graph), fixed at construction; :math:`\mathcal{E}_{\text{train}
 interactions and their reverse, given to :meth:`GraphRecommender.set_graph`, so held-out
 interactions never reach message passing. The same object serves pre-training (pretext tasks call
 :meth:`~GraphRecommender.inputs` and :meth:`~GraphRecommender.encode` with graphs of their own)
-and fine-tuning (the trainers call ``forward() -> (user [U, D], item [I, D])``).
+and fine-tuning (the trainers call ``forward() -> (user [U, D], item [I, D])``, or, with
+neighbour-sampled mini-batches, :meth:`~GraphRecommender.encode_sampled` on each batch's subgraph).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -22,6 +25,9 @@ from graphrec.nn.adapters import NodePrompt
 from graphrec.nn.embedding import NodeEmbedding
 from graphrec.nn.encoder import EdgeType, HeteroEncoder
 from graphrec.nn.heads import DotProductHead
+
+if TYPE_CHECKING:  # graphrec.nn loads torch only; the sampler comes with graphrec.graph
+    from graphrec.graph.sampling import NeighborSampler, SampledSubgraph
 
 INTERACTS: EdgeType = ("user", "interacts", "item")
 REV_INTERACTS: EdgeType = ("item", "rev_interacts", "user")
@@ -107,13 +113,75 @@ class GraphRecommender(torch.nn.Module):
         return self.embedding.node_types, [*self.side_edge_types, INTERACTS, REV_INTERACTS]
 
     # ------------------------------------------------------------------ the pretext-model protocol
-    def inputs(self) -> dict[str, Tensor]:
-        """Layer-0 features ``[N_t, D]`` of every node type, prompts added."""
-        x_dict = self.embedding()
+    def inputs(self, index_dict: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """Layer-0 features ``[N_t, D]`` of every node type, prompts added; with ``index_dict``
+        (``[n_t]`` node ids per type) only those rows, ``[n_t, D]``, computed for them alone."""
+        x_dict = self.embedding() if index_dict is None else self.embedding.gather(index_dict)
         return self.prompt(x_dict) if self.prompt is not None else x_dict
 
-    def encode(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> dict[str, Tensor]:
+    def encode(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor],
+               degree_dict: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """The encoder's ``h_dict``; ``degree_dict`` (full-graph degrees of a sampled subgraph's nodes)
+        reaches only encoders that normalise by degrees (``needs_degrees``)."""
+        if degree_dict is not None and self.encoder.needs_degrees:
+            return self.encoder(x_dict, edge_index_dict, degree_dict=degree_dict)
         return self.encoder(x_dict, edge_index_dict)
+
+    # ------------------------------------------------------------------ neighbour-sampled mini-batches
+    def neighbor_sampler(self, fanouts: list[int], seed: int = 0, replace: bool = False) -> NeighborSampler:
+        """A :class:`~graphrec.graph.sampling.NeighborSampler` over :attr:`edge_index_dict`, on the CPU, with
+        the interactions and their reverse paired: what :meth:`encode_sampled` takes.
+
+        Args:
+            fanouts (list[int]): Neighbours drawn per node and edge type at each hop, one per encoder
+                layer; ``-1``: all of them.
+            seed (int, optional): Seed of the sampler's generator. (default: ``0``)
+            replace (bool, optional): Draw with replacement. (default: ``False``)
+        """
+        from graphrec.graph.sampling import NeighborSampler
+
+        if len(fanouts) != self.encoder.num_layers:
+            raise ValueError(f"fanouts {list(fanouts)} has {len(fanouts)} entries; expected one per layer of "
+                             f"{self.encoder!r}")
+        edge_index_dict = {edge_type: edges.cpu() for edge_type, edges in self.edge_index_dict.items()}
+        read = set(self.encoder.reads_edge_types(list(edge_index_dict)))
+        if self.encoder.reads_reverse_edges and INTERACTS in read:
+            read.add(REV_INTERACTS)  # sampled into users, merged into the interactions
+        # Edge types the encoder ignores get fan-out 0: LightGCN's subgraph holds no attribute or KG edges.
+        per_type = {et: list(fanouts) if et in read else [0] * len(fanouts) for et in edge_index_dict}
+        return NeighborSampler(edge_index_dict, self.embedding.num_nodes_dict, per_type, replace=replace,
+                               seed=seed, reverse_edge_types={INTERACTS: REV_INTERACTS})
+
+    def encode_sampled(self, subgraph: SampledSubgraph, sampler: NeighborSampler,
+                       non_blocking: bool = False) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Inputs and encoder outputs of a sampled subgraph's nodes only: ``(x_dict, h_dict)``, ``[n_t, D]``
+        per node type in the order of ``subgraph.n_id`` (the seeds first).
+
+        ``subgraph`` comes from ``sampler`` (see :meth:`neighbor_sampler`), both on the CPU. An encoder
+        that reads the interactions both ways gets both directions of every sampled edge, one that
+        normalises by degrees gets the full graph's. With every fan-out ``-1`` the seeds' outputs equal
+        :meth:`forward`'s. ``non_blocking``: copy to a CUDA device through pinned memory, asynchronously.
+        """
+        from graphrec.graph.sampling import to_device
+
+        edge_index_dict = subgraph.edge_index_dict
+        if self.encoder.reads_reverse_edges:
+            if sampler.reverse_edge_types.get(INTERACTS) != REV_INTERACTS:
+                raise ValueError(f"{self.encoder!r} reads the interactions both ways; build the sampler with "
+                                 f"reverse_edge_types={{{INTERACTS}: {REV_INTERACTS}}} (see neighbor_sampler)")
+            edge_index_dict = sampler.merge_reverse(subgraph)
+        degree_dict = None
+        if self.encoder.needs_degrees:
+            degree = sampler.in_degree_dict(subgraph, unique=True, edge_types=[REV_INTERACTS, INTERACTS])
+            degree_dict = {"user": degree[REV_INTERACTS], "item": degree[INTERACTS]}  # distinct neighbours
+        device = self.side_edges_device()
+
+        def move(tensors: dict) -> dict:
+            return {key: to_device(t, device, non_blocking) for key, t in tensors.items()}
+
+        x_dict = self.inputs(move(subgraph.n_id))
+        h_dict = self.encode(x_dict, move(edge_index_dict), None if degree_dict is None else move(degree_dict))
+        return x_dict, h_dict
 
     # ------------------------------------------------------------------ the recommender interface
     def body_is_frozen(self) -> bool:

@@ -9,7 +9,8 @@ Every task is a :class:`PretextTask` with ``loss(model, batch) -> Tensor``:
 * :class:`MultiTask`: a weighted (fixed or uncertainty-learned) sum, with a :class:`Curriculum`.
 
 A recipe under ``pretext/`` names the tasks; :func:`load_pretext_recipe` reads it and
-:func:`build_multitask` resolves it against a graph.
+:func:`build_multitask` resolves it against a graph. :class:`graphrec.pretext.sampled.SampledBatches`
+runs them on neighbour-sampled subgraphs instead of the whole graph.
 """
 
 from graphrec.pretext.base import (

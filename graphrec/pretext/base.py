@@ -30,23 +30,54 @@ REVERSE_PREFIX = "rev_"
 class PretextBatch:
     """One optimisation step's input to :meth:`PretextTask.loss`.
 
+    A batch is the whole graph, or a sampled subgraph (:mod:`graphrec.pretext.sampled`) in local
+    ids: ``n_id[t][v]`` is the graph id of local node ``v``, and the first ``num_seeds[t]`` nodes of
+    each type are the seeds, whose whole sampled neighbourhood is in the subgraph. Tasks corrupt
+    the batch's graph, whichever it is, and put their losses on :meth:`num_targets` nodes.
+
     Attributes:
         edge_index_dict: the message-passing graph (training interactions only), ``[2, E_r]``
             (source, target) ids per edge type, on the model's device.
-        num_nodes_dict: number of nodes of every node type.
+        num_nodes_dict: number of nodes of every node type (of the subgraph, when sampled).
         step: the global optimisation step (a curriculum reads it).
         generator: CPU generator for masks, negatives and walks; ``None`` uses the global RNG.
+        n_id: for a sampled subgraph, the graph ids ``[n_t]`` of its nodes per type; ``None``: the
+            whole graph, local ids are graph ids.
+        num_seeds: for a sampled subgraph, the seeds per node type (the first rows of ``n_id``).
     """
 
     edge_index_dict: dict[EdgeType, Tensor]
     num_nodes_dict: dict[str, int]
     step: int = 0
     generator: torch.Generator | None = None
+    n_id: dict[str, Tensor] | None = None
+    num_seeds: dict[str, int] | None = None
 
     @property
     def device(self) -> torch.device:
         """The device of the edge indices (CPU when there are none)."""
         return next((e.device for e in self.edge_index_dict.values()), torch.device("cpu"))
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the batch is a sampled subgraph (local ids) rather than the whole graph."""
+        return self.n_id is not None
+
+    def num_targets(self, node_type: str) -> int:
+        """How many nodes of ``node_type`` a task may put a loss on: local ids ``[0, num_targets)``.
+
+        All nodes of a whole-graph batch; the seeds of a sampled one, as only they have their whole
+        sampled neighbourhood (a node reached at the last hop has no in-edges in the subgraph).
+        """
+        if self.num_seeds is None:
+            return int(self.num_nodes_dict[node_type])
+        return int(self.num_seeds.get(node_type, 0))
+
+    def global_ids(self, node_type: str, local: Tensor) -> Tensor:
+        """Graph ids of the local ids ``local`` (themselves for a whole-graph batch)."""
+        if self.n_id is None:
+            return local
+        return self.n_id[node_type].to(local.device)[local]
 
 
 class PretextModel(Protocol):
@@ -69,6 +100,11 @@ class PretextTask(torch.nn.Module):
     """
 
     name: str = "pretext"
+
+    @property
+    def seed_types(self) -> list[str]:
+        """Node types the loss is put on: a sampled batch draws its seeds from them (``[]``: no preference)."""
+        return []
 
     def loss(self, model: PretextModel, batch: PretextBatch) -> Tensor:
         raise NotImplementedError
@@ -184,6 +220,15 @@ def bernoulli_mask(shape: tuple[int, ...] | torch.Size, rate: float, generator: 
                    device: torch.device | str = "cpu") -> Tensor:
     """A bool tensor whose entries are ``True`` with probability ``rate``, drawn with ``generator``."""
     return (torch.rand(shape, generator=generator) < rate).to(device)
+
+
+def zero_loss(x_dict: Mapping[str, Tensor]) -> Tensor:
+    """A zero loss that is still part of the autograd graph of ``x_dict`` (a sampled batch with nothing
+    for a task to predict: the step's other tasks and ``backward`` go on)."""
+    total = torch.zeros(())
+    for x in x_dict.values():
+        total = total.to(x.device) + x.sum()
+    return total * 0.0
 
 
 def check_fraction(name: str, value: float, owner: str, allow_zero: bool = False) -> None:

@@ -52,6 +52,8 @@ class ContrastiveViews(PretextTask):
     Each step both views are drawn independently, the encoder runs on each, and for every node
     type in ``node_types`` up to ``nodes_per_step`` nodes are sampled; the loss is the mean over
     types of :func:`info_nce` with temperature :math:`\tau`. The task has no parameters of its own.
+    On a sampled subgraph (:mod:`graphrec.pretext.sampled`) the views corrupt the subgraph and the
+    nodes are drawn among its seeds.
 
     Args:
         embedding_dim (int): Width :math:`D` of the inputs and outputs.
@@ -90,6 +92,11 @@ class ContrastiveViews(PretextTask):
 
     def reset_parameters(self) -> None:
         """No parameters."""
+
+    @property
+    def seed_types(self) -> list[str]:
+        """Node types a sampled batch must have seeds of: the contrasted ones."""
+        return list(self.node_types)
 
     # ------------------------------------------------------------------ views
     def drop_edges(self, batch: PretextBatch) -> dict[EdgeType, Tensor]:
@@ -132,7 +139,7 @@ class ContrastiveViews(PretextTask):
             if node_type not in h_a:
                 raise ValueError(f"{type(self).__name__}: node type {node_type!r} is not in the encoder's output; "
                                  f"node types: {list(h_a)}")
-            num_nodes = h_a[node_type].size(0)
+            num_nodes = min(batch.num_targets(node_type), h_a[node_type].size(0))  # a sampled batch: its seeds
             if num_nodes < 2:
                 continue
             nodes = torch.randperm(num_nodes, generator=batch.generator)[: self.nodes_per_step]  # [B]

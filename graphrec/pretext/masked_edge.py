@@ -20,7 +20,7 @@ from torch_geometric.data import HeteroData
 
 from graphrec.pretext.base import (
     EdgeType, PretextBatch, PretextModel, PretextTask, canonical_edge_types, check_fraction, droppable_edges,
-    edge_type_key, remove_edges, sample_fraction,
+    edge_type_key, remove_edges, reverse_edge_type, sample_fraction, zero_loss,
 )
 
 Scoring = Literal["dot", "diagonal", "bilinear"]
@@ -43,7 +43,9 @@ class MaskedEdgePrediction(PretextTask):
 
     averaged over pairs and then over types, with :math:`\mathbf{W}_r` the identity (``"dot"``),
     a learned diagonal (``"diagonal"``) or a learned matrix initialised to the identity
-    (``"bilinear"``).
+    (``"bilinear"``). On a sampled subgraph (:mod:`graphrec.pretext.sampled`) the hidden edges are
+    drawn among the edges sampled into a seed (:meth:`candidates`) and removed from the subgraph,
+    and :math:`d'` is uniform over the seeds of the target type.
 
     Args:
         graph (HeteroData): The message-passing graph (checked for the edge types).
@@ -88,16 +90,47 @@ class MaskedEdgePrediction(PretextTask):
             with torch.no_grad():
                 weight.copy_(torch.ones_like(weight) if weight.dim() == 1 else torch.eye(weight.size(0)))
 
+    @property
+    def seed_types(self) -> list[str]:
+        """Node types a sampled batch must have seeds of: both ends of the masked types."""
+        return list(dict.fromkeys(t for edge_type in self.edge_types for t in (edge_type[0], edge_type[2])))
+
+    def candidates(self, batch: PretextBatch, edge_type: EdgeType) -> Tensor:
+        """``[2, C]`` distinct (source, target) pairs of ``edge_type`` that may be hidden this step.
+
+        The whole graph: every edge (a symmetric type: one direction per pair). A sampled subgraph:
+        the edges sampled into a seed, in either direction: those of ``edge_type`` with a seed target,
+        then those of its reverse type with a seed target, flipped, that are not already listed.
+        """
+        edge_index = batch.edge_index_dict.get(edge_type)
+        if edge_index is None:
+            return torch.zeros(2, 0, dtype=torch.long, device=batch.device)
+        src, _, dst = edge_type
+        reverse = reverse_edge_type(edge_type, self.all_edge_types)
+        if not batch.sampled:
+            return edge_index[:, droppable_edges(edge_index, edge_type, self.all_edge_types)]
+        primary = edge_index[:, edge_index[1] < batch.num_targets(dst)]
+        if reverse == tuple(edge_type):  # symmetric: (a, b) with a < b, then the flips of those with a > b
+            secondary = primary[:, primary[0] > primary[1]].flip(0)
+            primary = primary[:, primary[0] < primary[1]]
+        elif reverse is not None and reverse in batch.edge_index_dict:
+            other = batch.edge_index_dict[reverse]
+            secondary = other[:, other[1] < batch.num_targets(src)].flip(0)
+        else:
+            return primary
+        num_targets = batch.num_nodes_dict[dst]
+        new = ~torch.isin(secondary[0] * num_targets + secondary[1], primary[0] * num_targets + primary[1])
+        return torch.cat([primary, torch.unique(secondary[:, new], dim=1)], dim=1)
+
     def hide(self, batch: PretextBatch) -> dict[EdgeType, Tensor]:
-        """``{edge type: [2, H] hidden (source, target) pairs}`` drawn for this step."""
+        """``{edge type: [2, H] hidden (source, target) pairs}`` drawn for this step, in the batch's ids."""
         hidden = {}
         for edge_type in self.edge_types:
-            edge_index = batch.edge_index_dict.get(edge_type)
-            if edge_index is None or edge_index.size(1) == 0:
+            candidates = self.candidates(batch, edge_type)  # [2, C]
+            if candidates.size(1) == 0:
                 continue
-            candidates = droppable_edges(edge_index, edge_type, self.all_edge_types)  # [C]
-            picked = sample_fraction(len(candidates), self.mask_rate, batch.generator, edge_index.device)
-            hidden[edge_type] = edge_index[:, candidates[picked]]  # [2, H]
+            picked = sample_fraction(candidates.size(1), self.mask_rate, batch.generator, candidates.device)
+            hidden[edge_type] = candidates[:, picked]  # [2, H]
         return hidden
 
     def score(self, edge_type: EdgeType, h_src: Tensor, h_dst: Tensor) -> Tensor:
@@ -112,6 +145,8 @@ class MaskedEdgePrediction(PretextTask):
     def loss(self, model: PretextModel, batch: PretextBatch) -> Tensor:
         hidden = self.hide(batch)
         if not hidden:
+            if batch.sampled:  # this subgraph happens to have none: nothing to learn from this step
+                return zero_loss(model.inputs())
             raise ValueError(f"{type(self).__name__}: the batch has no edges of the types {self.edge_types}")
         edge_index_dict = remove_edges(batch.edge_index_dict, hidden, batch.num_nodes_dict)
         h = model.encode(model.inputs(), edge_index_dict)
@@ -120,7 +155,9 @@ class MaskedEdgePrediction(PretextTask):
             src, _, dst = edge_type
             h_src = h[src][pairs[0]]  # [H, D]
             positive = self.score(edge_type, h_src, h[dst][pairs[1]])  # [H]
-            negatives = torch.randint(batch.num_nodes_dict[dst], (pairs.size(1), self.num_negatives),
+            # Negatives are uniform over the target type's nodes (a sampled batch: its seeds).
+            num_candidates = batch.num_targets(dst) or batch.num_nodes_dict[dst]
+            negatives = torch.randint(num_candidates, (pairs.size(1), self.num_negatives),
                                       generator=batch.generator).to(pairs.device)  # [H, K]
             negative = self.score(edge_type, h_src.unsqueeze(1), h[dst][negatives])  # [H, K]
             logits = torch.cat([positive, negative.flatten()])

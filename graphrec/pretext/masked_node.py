@@ -53,6 +53,9 @@ class MaskedNodePrediction(PretextTask):
       against the node's centred language-model vector ``graph[t].x_text``, for masked nodes
       with ``has_text`` (the shared mean direction of PLM vectors says nothing about a node).
 
+    On a sampled subgraph (:mod:`graphrec.pretext.sampled`) :math:`\mathcal{M}` is drawn among its
+    seeds, and the targets are read by graph id.
+
     Args:
         graph (HeteroData): The message-passing graph; attribute edges and ``x_text`` are read
             from it once, here.
@@ -130,15 +133,25 @@ class MaskedNodePrediction(PretextTask):
             decoder.reset_parameters()
 
     # ------------------------------------------------------------------ the corruption
+    @property
+    def seed_types(self) -> list[str]:
+        """Node types a sampled batch must have seeds of: the masked type."""
+        return [self.node_type]
+
     def sample_mask(self, batch: PretextBatch) -> Tensor:
-        """A bool ``[N]`` mask of the nodes masked this step (text: drawn among nodes with text)."""
+        """A bool mask ``[N]`` over the batch's nodes of the type: those masked this step (text: drawn among
+        nodes with text). In a sampled batch only seeds are masked (see :meth:`PretextBatch.num_targets`)."""
         device = self.mask_token.device
+        count = batch.num_targets(self.node_type)
         if self.target == "text":
-            candidates = torch.nonzero(self.has_text.cpu()).flatten()
+            has_text = self.has_text.cpu()
+            if batch.sampled:
+                has_text = has_text[batch.n_id[self.node_type][:count].cpu()]
+            candidates = torch.nonzero(has_text).flatten()
             chosen = candidates[sample_fraction(len(candidates), self.mask_rate, batch.generator)]
         else:
-            chosen = sample_fraction(self.num_nodes, self.mask_rate, batch.generator)
-        masked = torch.zeros(self.num_nodes, dtype=torch.bool)
+            chosen = sample_fraction(count, self.mask_rate, batch.generator)
+        masked = torch.zeros(batch.num_nodes_dict[self.node_type], dtype=torch.bool)
         masked[chosen] = True
         return masked.to(device)
 
@@ -164,20 +177,26 @@ class MaskedNodePrediction(PretextTask):
         masked = self.sample_mask(batch)
         x_dict, edge_index_dict = self.corrupt(model, batch, masked)
         h = model.encode(x_dict, edge_index_dict)[self.node_type][masked]  # [M, D]
+        ids = batch.global_ids(self.node_type, torch.nonzero(masked).flatten())  # [M] graph ids, rows of h
         if self.target == "text":
-            target = self.text[masked]  # [M, P]
-            keep = self.has_text[masked]
+            keep = self.has_text[ids]
+            if not keep.any():  # a sampled batch without a seed that has text
+                return h.sum() * 0.0
             prediction = self.decoders["text"](h[keep])
-            return (1 - F.cosine_similarity(prediction, target[keep], dim=-1)).mean()
-        # Row of each node among the masked ones, to scatter the multi-hot targets.
-        row = torch.cumsum(masked.long(), 0) - 1  # [N]
+            return (1 - F.cosine_similarity(prediction, self.text[ids][keep], dim=-1)).mean()
+        if h.size(0) == 0:
+            return h.sum() * 0.0
+        # Row of each masked node among the masked ones (-1: not masked), to scatter the multi-hot targets.
+        row = torch.full((self.num_nodes,), -1, dtype=torch.long, device=ids.device)
+        row[ids] = torch.arange(ids.numel(), device=ids.device)
         losses = []
         for field in self.fields:
-            values = getattr(self, f"values_{field}")  # [2, E_f]
+            values = getattr(self, f"values_{field}")  # [2, E_f] (graph id, value)
             logits = self.decoders[field](h)  # [M, V_f]
-            on_masked = masked[values[0]]
+            rows = row[values[0]]
+            on_masked = rows >= 0
             target = torch.zeros_like(logits)
-            target[row[values[0, on_masked]], values[1, on_masked]] = 1.0
+            target[rows[on_masked], values[1, on_masked]] = 1.0
             losses.append(F.binary_cross_entropy_with_logits(logits, target))
         return torch.stack(losses).mean()
 

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from graphrec.graph.metapaths import MetaPathSampler, metapath_name, missing_hops, parse_metapath
-from graphrec.pretext.base import PretextBatch, PretextModel, PretextTask
+from graphrec.graph.metapaths import MetaPathSampler, metapath_name, missing_hops, parse_metapath, split_applicable
+from graphrec.pretext.base import PretextBatch, PretextModel, PretextTask, zero_loss
 
 
 class MetaPathPrediction(PretextTask):
@@ -32,7 +32,8 @@ class MetaPathPrediction(PretextTask):
         p(k \mid a, b) = \mathrm{softmax}_k\,
         \mathrm{MLP}\big([\mathbf{h}_a \odot \mathbf{h}_b \,\|\, |\mathbf{h}_a - \mathbf{h}_b|]\big),
 
-    a symmetric pair feature, so a path and its reverse read alike.
+    a symmetric pair feature, so a path and its reverse read alike. On a sampled subgraph
+    (:mod:`graphrec.pretext.sampled`) walks start at its seeds and follow its edges in either direction.
 
     Args:
         graph (HeteroData): The message-passing graph; every hop of every meta-path must have edges.
@@ -80,15 +81,26 @@ class MetaPathPrediction(PretextTask):
             if isinstance(layer, torch.nn.Linear):
                 layer.reset_parameters()
 
-    def sampler(self, batch: PretextBatch) -> MetaPathSampler:
-        """The walk sampler of the batch's graph, rebuilt only when its edge tensors change."""
-        edges = {e: index for e, index in batch.edge_index_dict.items() if (e[0], e[2]) in self._hops}
+    def sampler(self, batch: PretextBatch) -> MetaPathSampler | None:
+        """The walk sampler of the batch's graph, rebuilt only when its edge tensors change.
+
+        A sampled subgraph is walked along its edges in both directions (a seed's items are in the
+        subgraph as edges sampled into the seed, item to user), and only along the meta-paths it has
+        edges for; ``None`` when it has none.
+        """
+        hops = self._hops | {(b, a) for a, b in self._hops} if batch.sampled else self._hops
+        edges = {e: index for e, index in batch.edge_index_dict.items() if (e[0], e[2]) in hops}
         # The tensors themselves are held in the key, so their ids cannot be reused by others.
         key = tuple((e, index, index._version) for e, index in edges.items())
         cached = self._sampler_key
         if cached is None or len(cached) != len(key) or any(
                 a[0] != b[0] or a[1] is not b[1] or a[2] != b[2] for a, b in zip(cached, key)):
-            self._sampler = MetaPathSampler(edges, batch.num_nodes_dict, self.metapaths)
+            metapaths = self.metapaths
+            if batch.sampled:
+                edges = {**edges, **{(d, f"~{r}", s): index.flip(0) for (s, r, d), index in edges.items()
+                                     if (d, s) in self._hops}}
+                metapaths, _ = split_applicable(self.metapaths, edges)
+            self._sampler = MetaPathSampler(edges, batch.num_nodes_dict, metapaths) if metapaths else None
             self._sampler_key = key
         return self._sampler
 
@@ -96,10 +108,21 @@ class MetaPathPrediction(PretextTask):
         """``(starts, ends, labels)``: per meta-path the ``[P_k]`` first and last nodes of its walks
         (start == end dropped where the end types agree), and ``[sum P_k]`` meta-path indices."""
         per_path = -(-self.pairs_per_step // len(self.metapaths))
-        # Draw extra walks: some die at dead ends or come back to where they started.
-        walks = self.sampler(batch).sample(2 * per_path, batch.generator)
+        sampler = self.sampler(batch)
+        walkable = [] if sampler is None else sampler.metapaths
         starts, ends, labels = [], [], []
-        for index, (metapath, walk) in enumerate(zip(self.metapaths, walks)):
+        for index, metapath in enumerate(self.metapaths):
+            # Starts: uniform over the nodes with a first hop (a sampled batch: over its seeds), as
+            # MetaPathSampler.sample draws them; extra walks, as some die at dead ends or come back.
+            can_start = torch.zeros(0, dtype=torch.long)
+            if metapath in walkable:
+                degree = sampler.degree(metapath[0], metapath[1])[: batch.num_targets(metapath[0])]
+                can_start = torch.nonzero(degree > 0).flatten()
+            if len(can_start) == 0:  # a sampled subgraph may have no walk of this meta-path
+                walk = torch.zeros(0, len(metapath), dtype=torch.long)
+            else:
+                pick = torch.randint(len(can_start), (2 * per_path,), generator=batch.generator)
+                walk = sampler.walk(metapath, can_start[pick], batch.generator)
             if metapath[0] == metapath[-1]:
                 walk = walk[walk[:, 0] != walk[:, -1]]
             walk = walk[:per_path]
@@ -112,8 +135,15 @@ class MetaPathPrediction(PretextTask):
         """``[P, K]`` meta-path logits of end pairs ``[P, D]``."""
         return self.classifier(torch.cat([h_a * h_b, (h_a - h_b).abs()], dim=-1))
 
+    @property
+    def seed_types(self) -> list[str]:
+        """Node types a sampled batch must have seeds of: where walks start."""
+        return list(dict.fromkeys(m[0] for m in self.metapaths))
+
     def loss(self, model: PretextModel, batch: PretextBatch) -> Tensor:
         starts, ends, labels = self.sample_pairs(batch)
+        if len(labels) == 0 and batch.sampled:
+            return zero_loss(model.inputs())
         if len(labels) == 0:
             raise ValueError(f"{type(self).__name__}: no walk completed any meta-path this step")
         h = model.encode(model.inputs(), batch.edge_index_dict)

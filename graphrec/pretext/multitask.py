@@ -110,6 +110,11 @@ class MultiTask(PretextTask):
         if self.log_vars is not None:
             torch.nn.init.zeros_(self.log_vars)
 
+    @property
+    def seed_types(self) -> list[str]:
+        """The node types any of the tasks puts its loss on."""
+        return list(dict.fromkeys(t for task in self.tasks.values() for t in task.seed_types))
+
     def ramp(self, name: str, step: int) -> float:
         """The curriculum weight of task ``name`` at ``step`` (1 without a curriculum)."""
         return 1.0 if self.curriculum is None else self.curriculum.weight(name, step)

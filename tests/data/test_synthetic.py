@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -192,7 +194,31 @@ def test_more_communities_than_word_lists_and_relations():
     assert data.items["title"].str.fullmatch(r"The [A-Z][a-z]+ [A-Z][a-z]+").all()
 
 
+def test_num_interactions_sets_the_total():
+    data = generate(num_users=20_000, num_items=5_000, num_communities=10, num_interactions=150_000, seed=2)
+    assert abs(len(data.interactions) / 150_000 - 1) < 0.01
+    per_user = data.interactions.groupby("user").size()
+    assert per_user.min() >= 5 and per_user.max() > 3 * per_user.median()  # still long-tailed above the minimum
+    # without it, interactions_per_user is the lognormal's mean before clipping: the minimum adds to it
+    assert len(generate(num_users=20_000, num_items=5_000, num_communities=10, interactions_per_user=7.5,
+                        seed=2).interactions) > 1.03 * 150_000
+
+
+@pytest.mark.slow
+def test_a_million_users_in_under_two_minutes():
+    start = time.perf_counter()
+    data = generate(num_users=1_000_000, num_items=200_000, num_interactions=10_000_000, num_communities=20,
+                    num_tags=5_000, num_kg_entities=50_000)
+    assert time.perf_counter() - start < 120
+    assert (len(data.users), len(data.items)) == (1_000_000, 200_000)
+    assert abs(len(data.interactions) / 10_000_000 - 1) < 0.01
+    assert len(data.social) > 4_900_000 and len(data.kg) > 1_000_000 and len(data.item_tags) > 600_000
+
+
 @pytest.mark.parametrize("kwargs, message", [
+    ({"num_interactions": 4000}, r"num_interactions must be an integer between num_users \* "
+                                 r"min\(min_interactions_per_user, num_items\) = 5000 and num_users \* num_items = "
+                                 r"500000 \(both excluded\), got 4000"),
     ({"noise": 1.5}, r"noise must be in \[0, 1\], got 1.5"),
     ({"num_items": 4}, r"num_items must be an integer >= 8, got 4"),
     ({"num_kg_entities": 2}, r"num_kg_entities must be an integer >= 4, got 2"),
@@ -216,3 +242,18 @@ def test_group_sampler_follows_weights_inside_each_group():
     np.testing.assert_allclose(np.bincount(drawn[40_000:80_000], minlength=5) / 40_000, [0.25, 0, 0.25, 0, 0.5],
                                atol=0.01)
     assert np.all(drawn[80_000:] == -1)
+
+
+def test_synthetic_command_writes_the_tables(tmp_path, capsys):
+    from graphrec.cli import main
+
+    assert main(["synthetic", "--out", str(tmp_path), "--users", "300", "--items", "100", "--interactions", "3000",
+                 "--communities", "4", "--format", "parquet", "--seed", "1"]) == 0
+    expected = generate(num_users=300, num_items=100, num_interactions=3000, num_communities=4, seed=1)
+    for name in TABLES:
+        read = pd.read_parquet(tmp_path / "synthetic" / f"{name}.parquet")
+        pd.testing.assert_frame_equal(read, getattr(expected, name), check_dtype=False)
+    assert f"interactions  {len(expected.interactions):>12,} rows" in capsys.readouterr().out
+    assert main(["synthetic", "--out", str(tmp_path), "--users", "300", "--items", "100", "--interactions", "10"]) == 2
+    assert "graphrec: error: --interactions (num_interactions): num_interactions must be an integer between" \
+        in capsys.readouterr().err

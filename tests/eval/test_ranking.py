@@ -91,6 +91,26 @@ def test_chunking_gives_same_metrics(chunk_size):
         == pytest.approx(sampled_ranking(fn, 20, 30, test, [train], num_negatives=30, ks=(5,)))
 
 
+def test_memory_budget_sets_the_chunk_and_cached_scores_stay_untouched():
+    scores, train, test = random_split()
+    cached = scores.clone()
+    seen = []
+
+    def view_of_cache(users):  # users come sorted and contiguous here: a view, not a copy
+        seen.append(users.numel())
+        return cached[int(users[0]):int(users[-1]) + 1]
+
+    # 8 bytes per score (the scores and their masked copy): 30 items x 8 B x 3 users = 720 B
+    summary = full_ranking(view_of_cache, 20, 30, test, [train], ks=(5, 10), users=torch.arange(20),
+                           max_chunk_bytes=720)
+    assert seen == [3] * 6 + [2]
+    assert torch.equal(cached, scores)  # masking wrote into a copy, never into score_fn's tensor
+    assert summary == pytest.approx(full_ranking(lambda u: scores[u], 20, 30, test, [train], ks=(5, 10),
+                                                 users=torch.arange(20)))
+    with pytest.raises(ValueError, match=r"max_chunk_bytes must be a positive integer \(got 0\)"):
+        full_ranking(score_fn, 4, 6, EVAL, [TRAIN], ks=(1,), max_chunk_bytes=0)
+
+
 def test_topk_items_never_returns_a_masked_item():
     scores, items = topk_items(score_fn, torch.tensor([0, 1, 2]), 3, [TRAIN], 4, 6)
     assert items.tolist() == [[1, 2, 3], [3, 2, 1], [3, 5, 0]]

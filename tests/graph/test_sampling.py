@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch_geometric.data import HeteroData
 
-from graphrec.graph.sampling import HeteroCSR, NeighborSampler, gather_inputs
+from graphrec.graph import HeteroCSR, NeighborSampler, gather_inputs
 from graphrec.nn import HGT, RGCN, DiffNet, HeteroSAGE, KGATEncoder, LightGCNEncoder
 
 DIM = 8
@@ -392,16 +392,46 @@ def test_lightgcn_with_full_graph_degrees_on_merged_subgraph_equals_full_graph(g
     torch.testing.assert_close(item[:3], full["item"][seeds()["item"]], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="LightGCNEncoder normalises by degrees counted on the edges it is given; "
-                   "a frontier node's subgraph degree is not its full-graph degree")
-def test_lightgcn_encoder_on_merged_subgraph(graph):
-    encoder = LightGCNEncoder(DIM, 2)
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+def test_lightgcn_encoder_with_full_graph_degrees_on_merged_subgraph(graph, num_layers):
+    """A frontier node's subgraph degree is not its full-graph degree: the encoder takes the latter."""
+    encoder = LightGCNEncoder(DIM, num_layers)
     x_dict = {t: torch.randn(n, DIM, generator=torch.Generator().manual_seed(1)) for t, n in NUM_NODES.items()}
-    sampler = sampler_for(graph, [-1, -1])
+    sampler = sampler_for(graph, [-1] * num_layers)
     subgraph = sampler.sample(seeds())
+    degree = sampler.in_degree_dict(subgraph, unique=True, edge_types=[REV_INTERACTS, INTERACTS])
     full = encoder(x_dict, graph.edge_index_dict)
-    sampled = encoder(gather_inputs(x_dict, subgraph), sampler.merge_reverse(subgraph))
-    torch.testing.assert_close(sampled["user"][:4], full["user"][seeds()["user"]], rtol=1e-5, atol=1e-5)
+    sampled = encoder(gather_inputs(x_dict, subgraph), sampler.merge_reverse(subgraph),
+                      degree_dict={"user": degree[REV_INTERACTS], "item": degree[INTERACTS]})
+    for node_type, ids in seeds().items():
+        torch.testing.assert_close(sampled[node_type][: ids.numel()], full[node_type][ids], rtol=1e-5, atol=1e-5)
+    without = encoder(gather_inputs(x_dict, subgraph), sampler.merge_reverse(subgraph))  # subgraph degrees
+    if num_layers == 2:  # one hop leaves the frontier out of the seeds' outputs; three reach every user here
+        assert not torch.allclose(without["user"][:4], full["user"][seeds()["user"]], atol=1e-4)
+
+
+def test_adjacency_with_given_degrees_and_the_rescaled_sampled_one():
+    from graphrec.nn.lightgcn import normalized_bipartite_adjacency, sampled_bipartite_adjacency, sparse_mm
+
+    edge_index = torch.tensor([[0, 0, 1, 2, 2], [0, 1, 1, 0, 1]])  # 3 users, 2 items: a subgraph's local ids
+    degree = torch.tensor([4, 2, 3, 5, 6])  # full-graph degrees, users then items
+    given = normalized_bipartite_adjacency(edge_index, 3, 2, degree=degree).to_dense()
+    dense = torch.zeros(5, 5)
+    dense[edge_index[0], edge_index[1] + 3] = 1.0
+    dense = dense + dense.T
+    expected = dense * degree.float().rsqrt()[:, None] * degree.float().rsqrt()[None, :]
+    torch.testing.assert_close(given, expected)
+    adjacency, transposed = sampled_bipartite_adjacency(edge_index, 3, 2, degree)
+    kept = dense.sum(1)  # s_v: neighbours kept in the subgraph
+    torch.testing.assert_close(adjacency.to_dense(), expected * (degree / kept)[:, None])  # rows scaled by d_v / s_v
+    torch.testing.assert_close(transposed.to_dense(), adjacency.to_dense().T)
+    x = torch.randn(5, 3, requires_grad=True)
+    sparse_mm(adjacency, x, transposed).pow(2).sum().backward()
+    reference = x.detach().clone().requires_grad_()
+    (adjacency.to_dense() @ reference).pow(2).sum().backward()
+    torch.testing.assert_close(x.grad, reference.grad)
+    with pytest.raises(ValueError, match=r"degree has shape \[4\]; expected \[U \+ I\] = \[5\]"):
+        normalized_bipartite_adjacency(edge_index, 3, 2, degree=degree[:4])
 
 
 def test_lightgcn_reference_matches_the_encoder_on_the_full_graph(graph):
