@@ -32,10 +32,24 @@ Seconds are wall time; ``cpu_s`` is this process's CPU time (at most threads x w
 with other work it shows how much of the cores the run got. The machine, the torch threads and the
 load average at the start and the end are printed with the results.
 
+The HGT step's memory grows with the sampled subgraph: at ``--hgt-batch 4096`` (1.5M sampled edges
+a step) the phase peaked at 12.5 GiB (259 training edges/s), at 1024 (456K edges) at 7.2 GiB (156
+edges/s), hence the default, which keeps the run under 8 GiB. The
+process sets glibc's malloc to 2 arenas and trim threshold 0 (:func:`lean_malloc`): with glibc's
+defaults the HGT loop's resident memory crept up step after step (fragmentation).
+
+Measured (AMD EPYC, 2 cores, 24 GiB, torch 2.13 CPU, 2 threads; the machine otherwise nearly idle,
+load average 0.2-2; seeds 0): generate 10.3 s + Parquet 1.7 s (peak 1.80 GiB); builder and split
+54.6 s (4.05 GiB); LightGCN epoch 171 s, 43,600 training edges/s at 262,144 a step (4.86 GiB);
+full ranking of all 1,000,000 test users x 200,000 items 546 s, 1,830 users/s (2.52 GiB, 0.65 above
+the phase's start); HGT 10 steps of 1024 edges at [10, 5]: 6.6 s a step, 156 edges/s, an epoch
+(7,286 steps) extrapolated to 48,000 s (7.15 GiB).
+
 Usage:
     python benchmarks/scale.py [--data-dir /tmp/graphrec-scale] [--threads 2] [--max-batches 50]
         [--eval-users 20000] [--phases generate graph lightgcn eval hgt]
-    python benchmarks/scale.py --users 20000 --items 4000 --interactions 200000   # a quick smoke run
+    python benchmarks/scale.py --data-dir /tmp/scale-smoke --users 20000 --items 4000 --interactions 200000 \
+        --tags 200 --entities 1000 --lightgcn-batch 16384 --max-batches 5   # a quick smoke run
 """
 
 from __future__ import annotations
