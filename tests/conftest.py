@@ -157,3 +157,26 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.text import write_tiny_bert
 
     return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert") / "model")
+
+
+def write_synthetic_root(root: Path, **generate_kwargs) -> Path:
+    """``root`` holding the synthetic dataset under ``synthetic/`` (what ``graphs/synthetic.yaml`` reads)."""
+    from graphrec.data.synthetic import generate, write
+
+    write(generate(**generate_kwargs), root / "synthetic")
+    return root
+
+
+def run_config(root: Path, out: Path, defaults: dict, sections: dict, recipe: str = "synthetic"):
+    """A :class:`RunConfig` on the graph ``recipe`` under ``root``, run folders in ``out``: seed 0, then
+    ``defaults``, then ``sections``; a section given in ``sections`` updates that section's keys."""
+    from graphrec.config import RunConfig
+    from graphrec.schema import from_mapping
+
+    payload = {"graph": {"recipe": recipe, "data_root": str(root), "cache_dir": str(root / "cache")},
+               "output": {"dir": str(out)}}
+    for key, value in {"seed": 0, **defaults}.items():
+        payload[key] = {**payload[key], **value} if isinstance(value, dict) and key in payload else value
+    for key, value in sections.items():
+        payload.setdefault(key, {}).update(value)
+    return from_mapping(RunConfig, payload, "test")

@@ -7,32 +7,21 @@ import pytest
 import torch
 
 from graphrec.config import RunConfig
-from graphrec.data.synthetic import generate, write
 from graphrec.errors import ConfigError
 from graphrec.pipeline import load_run, run
-from graphrec.schema import from_mapping
 from graphrec.utils import load_tensors
+from tests.conftest import run_config, write_synthetic_root
 
 
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic-data")
-    write(generate(num_users=300, num_items=150, num_communities=5, interactions_per_user=20, seed=1),
-          root / "synthetic")
-    return root
+    return write_synthetic_root(tmp_path_factory.mktemp("synthetic-data"), num_users=300, num_items=150,
+                                num_communities=5, interactions_per_user=20, seed=1)
 
 
 def config_for(root, tmp_path, **sections) -> RunConfig:
-    payload = {
-        "seed": 0,
-        "graph": {"recipe": "synthetic", "data_root": str(root), "cache_dir": str(root / "cache")},
-        "train": {"epochs": 15, "batch_size": 512, "lr": 0.01, "progress": False, "device": "cpu",
-                  "eval_every": 5},
-        "output": {"dir": str(tmp_path)},
-    }
-    for key, value in sections.items():
-        payload.setdefault(key, {}).update(value)
-    return from_mapping(RunConfig, payload, "test")
+    return run_config(root, tmp_path, {"train": {"epochs": 15, "batch_size": 512, "lr": 0.01, "progress": False,
+                                                 "device": "cpu", "eval_every": 5}}, sections)
 
 
 def test_lightgcn_and_mf_beat_popularity(synthetic_root, tmp_path):

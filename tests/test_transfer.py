@@ -8,35 +8,26 @@ import torch
 
 from graphrec.cli import main
 from graphrec.config import RunConfig
-from graphrec.data.synthetic import generate, write
 from graphrec.errors import CheckpointError, ConfigError
 from graphrec.pipeline import load_run, run
-from graphrec.schema import from_mapping
 from graphrec.transfer import pretrain
 from graphrec.utils import load_tensors
+from tests.conftest import run_config, write_synthetic_root
 
 
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic-transfer")
-    write(generate(num_users=200, num_items=120, num_communities=4, interactions_per_user=15, seed=3),
-          root / "synthetic")
-    return root
+    return write_synthetic_root(tmp_path_factory.mktemp("synthetic-transfer"), num_users=200, num_items=120,
+                                num_communities=4, interactions_per_user=15, seed=3)
 
 
 def config_for(root, tmp_path, **sections) -> RunConfig:
-    payload = {
-        "seed": 0,
-        "graph": {"recipe": "synthetic", "data_root": str(root), "cache_dir": str(root / "cache")},
+    return run_config(root, tmp_path, {
         "model": {"name": "graph", "encoder": "sage", "embedding_dim": 16, "num_layers": 2},
         "train": {"epochs": 4, "batch_size": 1024, "lr": 0.01, "progress": False, "device": "cpu",
                   "eval_every": 2},
         "pretrain": {"pretext": "chest", "steps": 12, "checkpoint_every": 6},
-        "output": {"dir": str(tmp_path)},
-    }
-    for key, value in sections.items():
-        payload.setdefault(key, {}).update(value)
-    return from_mapping(RunConfig, payload, "test")
+    }, sections)
 
 
 @pytest.fixture(scope="module")

@@ -14,15 +14,14 @@ import torch
 
 from graphrec.cli import main
 from graphrec.config import RunConfig
-from graphrec.data.synthetic import generate, write
 from graphrec.errors import CheckpointError, ConfigError
 from graphrec.nn import LightGCNEncoder
 from graphrec.pretext import MaskedEdgePrediction, MaskedNodePrediction, PretextBatch
 from graphrec.pretext.sampled import SampledBatches, SubgraphModel
-from graphrec.schema import from_mapping
 from graphrec.train.pretrain import PretrainTrainer
 from graphrec.transfer import pretrain
 from graphrec.utils import load_tensors
+from tests.conftest import run_config, write_synthetic_root
 from tests.pretext.conftest import CapturingEncoder, MeanEncoder, make_batch, make_graph, make_model, num_nodes
 from tests.pretext.test_tasks import DIM, FALL, TASKS
 
@@ -217,25 +216,17 @@ def test_trainer_neighbor_batching_runs_and_checks_its_arguments():
 # ------------------------------------------------------------------------------------ end to end
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic-sampled-pretraining")
-    write(generate(num_users=200, num_items=120, num_communities=4, interactions_per_user=15, seed=3),
-          root / "synthetic")
-    return root
+    return write_synthetic_root(tmp_path_factory.mktemp("synthetic-sampled-pretraining"), num_users=200,
+                                num_items=120, num_communities=4, interactions_per_user=15, seed=3)
 
 
 def config_for(root, tmp_path, **sections) -> RunConfig:
-    payload = {
-        "seed": 0,
-        "graph": {"recipe": "synthetic", "data_root": str(root), "cache_dir": str(root / "cache")},
+    return run_config(root, tmp_path, {
         "model": {"name": "graph", "encoder": "hgt", "embedding_dim": 16, "num_layers": 2},
         "train": {"progress": False, "device": "cpu"},
         "pretrain": {"pretext": "chest", "steps": 12, "checkpoint_every": 6, "batching": "neighbor",
                      "fanouts": [3, 3], "batch_nodes": 32},
-        "output": {"dir": str(tmp_path)},
-    }
-    for key, value in sections.items():
-        payload.setdefault(key, {}).update(value)
-    return from_mapping(RunConfig, payload, "test")
+    }, sections)
 
 
 def test_cli_pretrain_with_neighbor_batching(synthetic_root, tmp_path, capsys):
