@@ -14,6 +14,7 @@ import torch
 from graphrec import distributed
 from graphrec.cli import main
 from graphrec.errors import CheckpointError, ConfigError
+from tests.conftest import write_synthetic_root
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -188,12 +189,8 @@ def test_helpers_in_a_two_process_gloo_group(tmp_path):
 
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
-    from graphrec.data.synthetic import generate, write
-
-    root = tmp_path_factory.mktemp("ddp-data")
-    write(generate(num_users=200, num_items=100, num_communities=4, interactions_per_user=15, seed=3),
-          root / "synthetic")
-    return root
+    return write_synthetic_root(tmp_path_factory.mktemp("ddp-data"), num_users=200, num_items=100,
+                                num_communities=4, interactions_per_user=15, seed=3)
 
 
 def graphrec_run(root: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

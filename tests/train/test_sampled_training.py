@@ -13,6 +13,7 @@ from graphrec.nn.losses import l2_regularization
 from graphrec.nn.mf import MF
 from graphrec.schema import from_mapping
 from graphrec.train import Trainer
+from tests.conftest import write_synthetic_root
 
 DIM = 8
 INTERACTS, REV_INTERACTS = ("user", "interacts", "item"), ("item", "rev_interacts", "user")
@@ -241,12 +242,8 @@ def test_config_checks_batching_and_fanouts():
 
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
-    from graphrec.data.synthetic import generate, write
-
-    root = tmp_path_factory.mktemp("synthetic-data")
-    write(generate(num_users=120, num_items=80, num_communities=4, interactions_per_user=12, seed=1),
-          root / "synthetic")
-    return root
+    return write_synthetic_root(tmp_path_factory.mktemp("synthetic-data"), num_users=120, num_items=80,
+                                num_communities=4, interactions_per_user=12, seed=1)
 
 
 def test_pipeline_trains_a_graph_model_on_sampled_batches(synthetic_root, tmp_path):
