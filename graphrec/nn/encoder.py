@@ -21,7 +21,9 @@ incoming edges gives every seed its full-graph output when all neighbours are ke
 attributes say what else an encoder needs there: ``reads_reverse_edges`` (it reads an edge type
 backwards or as undirected, so it must get the union of each edge type and its reverse) and
 ``needs_degrees`` (it normalises by node degrees, so ``forward`` takes ``degree_dict``, the
-full-graph degrees of the subgraph's nodes).
+full-graph degrees of the subgraph's nodes). ``trims_to_hops`` says it can skip what the seeds do not
+need (PyG's ``trim_to_layer``): given the subgraph's node and edge counts per hop it returns the seeds'
+rows only.
 """
 
 from __future__ import annotations
@@ -76,6 +78,40 @@ def target_types(metadata: Metadata) -> list[str]:
     return [node_type for node_type in node_types if node_type in targets]
 
 
+HopCounts = tuple[dict[str, list[int]], dict[EdgeType, list[int]]]
+
+
+def check_hops(num_layers: int, edge_types: Sequence[EdgeType], num_sampled_nodes: dict | None,
+               num_sampled_edges: dict | None) -> bool:
+    """Whether a sampled subgraph's counts per hop were given (both or neither), with one hop per layer."""
+    if (num_sampled_nodes is None) != (num_sampled_edges is None):
+        raise ValueError("give both num_sampled_nodes and num_sampled_edges, or neither")
+    if num_sampled_edges is None:
+        return False
+    hops = {len(num_sampled_edges[et]) for et in edge_types}
+    if hops - {num_layers}:
+        raise ValueError(f"num_sampled_edges has {sorted(hops)} hops per edge type; expected {num_layers}, one per layer")
+    return True
+
+
+def trim_to_hop(layer: int, num_layers: int, h_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor],
+                num_sampled_nodes: dict[str, list[int]], num_sampled_edges: dict[EdgeType, list[int]],
+                ) -> tuple[dict[str, Tensor], dict[EdgeType, Tensor], dict[str, int]]:
+    """What layer ``layer`` (0-based) of ``num_layers`` reads on a neighbour-sampled subgraph whose rows and
+    edges are in hop order: the nodes up to hop ``num_layers - layer``, the edges of hops 1 to that hop,
+    and, third, how many first rows of each type need an output (those up to one hop less).
+
+    The seeds' outputs are unchanged: a node of hop ``j`` has all its sampled incoming edges at hop
+    ``j + 1``. A node type without counts keeps every row.
+    """
+    hop = num_layers - layer
+    counts = {t: num_sampled_nodes.get(t, [h.size(0)]) for t, h in h_dict.items()}
+    h_dict = {t: h[: sum(counts[t][: hop + 1])] for t, h in h_dict.items()}
+    num_targets = {t: sum(counts[t][:hop]) for t in h_dict}
+    edge_index_dict = {et: e[:, : sum(num_sampled_edges[et][:hop])] for et, e in edge_index_dict.items()}
+    return h_dict, edge_index_dict, num_targets
+
+
 class HeteroEncoder(torch.nn.Module):
     """Base class: ``forward(x_dict, edge_index_dict) -> h_dict`` with ``num_layers`` layers of width ``channels``.
 
@@ -90,6 +126,10 @@ class HeteroEncoder(torch.nn.Module):
     #: Normalises by node degrees: ``forward(x_dict, edge_index_dict, degree_dict=None)`` takes the
     #: full-graph degrees ``{node type: [N_t]}`` to use on a sampled subgraph.
     needs_degrees: bool = False
+    #: On a sampled subgraph, reads only the hops each layer needs: ``forward(x_dict, edge_index_dict,
+    #: num_sampled_nodes=None, num_sampled_edges=None)`` takes the subgraph's counts per hop and then
+    #: returns the seeds' rows only (HGT, where every source node of a relation costs a transform).
+    trims_to_hops: bool = False
 
     def __init__(self, channels: int, num_layers: int) -> None:
         super().__init__()

@@ -120,12 +120,17 @@ class GraphRecommender(torch.nn.Module):
         return self.prompt(x_dict) if self.prompt is not None else x_dict
 
     def encode(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor],
-               degree_dict: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+               degree_dict: dict[str, Tensor] | None = None,
+               hops: tuple[dict[str, list[int]], dict[EdgeType, list[int]]] | None = None) -> dict[str, Tensor]:
         """The encoder's ``h_dict``; ``degree_dict`` (full-graph degrees of a sampled subgraph's nodes)
-        reaches only encoders that normalise by degrees (``needs_degrees``)."""
+        reaches only encoders that normalise by degrees (``needs_degrees``), ``hops`` (a sampled
+        subgraph's node and edge counts per hop) only those that trim to them (``trims_to_hops``)."""
+        kwargs: dict = {}
         if degree_dict is not None and self.encoder.needs_degrees:
-            return self.encoder(x_dict, edge_index_dict, degree_dict=degree_dict)
-        return self.encoder(x_dict, edge_index_dict)
+            kwargs["degree_dict"] = degree_dict
+        if hops is not None and self.encoder.trims_to_hops:
+            kwargs["num_sampled_nodes"], kwargs["num_sampled_edges"] = hops
+        return self.encoder(x_dict, edge_index_dict, **kwargs)
 
     # ------------------------------------------------------------------ neighbour-sampled mini-batches
     def neighbor_sampler(self, fanouts: list[int], seed: int = 0, replace: bool = False) -> NeighborSampler:
@@ -155,7 +160,8 @@ class GraphRecommender(torch.nn.Module):
     def encode_sampled(self, subgraph: SampledSubgraph, sampler: NeighborSampler,
                        non_blocking: bool = False) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Inputs and encoder outputs of a sampled subgraph's nodes only: ``(x_dict, h_dict)``, ``[n_t, D]``
-        per node type in the order of ``subgraph.n_id`` (the seeds first).
+        per node type in the order of ``subgraph.n_id`` (the seeds first; an encoder that ``trims_to_hops``
+        returns the seeds' rows only).
 
         ``subgraph`` comes from ``sampler`` (see :meth:`neighbor_sampler`), both on the CPU. An encoder
         that reads the interactions both ways gets both directions of every sampled edge, one that
@@ -180,7 +186,10 @@ class GraphRecommender(torch.nn.Module):
             return {key: to_device(t, device, non_blocking) for key, t in tensors.items()}
 
         x_dict = self.inputs(move(subgraph.n_id))
-        h_dict = self.encode(x_dict, move(edge_index_dict), None if degree_dict is None else move(degree_dict))
+        hops = None
+        if self.encoder.trims_to_hops and edge_index_dict is subgraph.edge_index_dict:
+            hops = (subgraph.num_sampled_nodes, subgraph.num_sampled_edges)
+        h_dict = self.encode(x_dict, move(edge_index_dict), None if degree_dict is None else move(degree_dict), hops)
         return x_dict, h_dict
 
     # ------------------------------------------------------------------ the recommender interface

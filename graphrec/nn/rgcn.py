@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from graphrec.nn.encoder import EdgeIndexCache, EdgeType, HeteroEncoder, Metadata, present, target_types
+from graphrec.nn.encoder import (EdgeIndexCache, EdgeType, HeteroEncoder, Metadata, check_hops, present,
+                                 target_types, trim_to_hop)
 from graphrec.nn.kgat import SparsePattern, pattern_spmm, sparse_pattern
 
 
@@ -56,6 +57,8 @@ class RGCN(HeteroEncoder):
             full :math:`D \times D` weight. (default: ``None``)
     """
 
+    trims_to_hops = True
+
     def __init__(self, metadata: Metadata, channels: int = 64, num_layers: int = 2,
                  num_bases: int | None = None) -> None:
         super().__init__(channels, num_layers)
@@ -93,32 +96,47 @@ class RGCN(HeteroEncoder):
             return self.weight[layer]
         return torch.einsum("rb,bio->rio", self.comp[layer], self.basis[layer])
 
-    def forward(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> dict[str, Tensor]:
-        """``x_dict`` ``{t: [N_t, D]}`` -> ``h_dict`` ``{t: [N_t, D]}`` with the same keys."""
+    def forward(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor],
+                num_sampled_nodes: dict[str, list[int]] | None = None,
+                num_sampled_edges: dict[EdgeType, list[int]] | None = None) -> dict[str, Tensor]:
+        """``x_dict`` ``{t: [N_t, D]}`` -> ``h_dict`` ``{t: [N_t, D]}`` with the same keys.
+
+        Given a sampled subgraph's counts per hop, each layer reads only the hops it needs and the seeds'
+        rows alone are returned (:func:`~graphrec.nn.encoder.trim_to_hop`, as :meth:`HGT.forward`).
+        """
         self.check_inputs(x_dict, edge_index_dict, self.edge_types)
         edge_types = present(self.edge_types, edge_index_dict)
+        trim = check_hops(self.num_layers, edge_types, num_sampled_nodes, num_sampled_edges)
         index = {edge_type: r for r, edge_type in enumerate(self.edge_types)}
-        h_dict = dict(x_dict)
+        h_dict, edges = dict(x_dict), edge_index_dict
         for layer in range(self.num_layers):
+            rows = {t: h.size(0) for t, h in h_dict.items()}
+            if trim:
+                h_dict, edges, rows = trim_to_hop(layer, self.num_layers, h_dict, {et: edge_index_dict[et]
+                                                  for et in edge_types}, num_sampled_nodes, num_sampled_edges)
             weights = self.relation_weights(layer)  # [R, D, D]
-            out = {t: h_dict[t] @ self.root[layer] + self.bias[layer] for t in self.target_types if t in h_dict}
-            for edge_type in edge_types:
+            out = {t: h_dict[t][: rows[t]] @ self.root[layer] + self.bias[layer]
+                   for t in self.target_types if t in h_dict}
+            for edge_type in present(edge_types, edges):
                 source, _, target = edge_type
-                pattern, values = self.adjacency(edge_type, edge_index_dict[edge_type], x_dict)
+                pattern, values = self.adjacency(edge_type, edges[edge_type], h_dict[source].size(0), rows[target],
+                                                 h_dict[target].device, name=(edge_type, layer) if trim else edge_type)
                 neighbours = pattern_spmm(pattern, values.to(h_dict[source].dtype), h_dict[source])  # [N_t, D]
                 out[target] = out[target] + neighbours @ weights[index[edge_type]]
             if layer < self.num_layers - 1:
                 out = {t: F.relu(h) for t, h in out.items()}
+            if trim:
+                h_dict = {t: h[: rows[t]] for t, h in h_dict.items()}
             h_dict = self.adapt(layer, {**h_dict, **out})
+        if trim:  # the seeds (already so after the last layer, unless there is none)
+            h_dict = {t: h[: num_sampled_nodes.get(t, [h.size(0)])[0]] for t, h in h_dict.items()}
         return h_dict
 
-    def adjacency(self, edge_type: EdgeType, edge_index: Tensor,
-                  x_dict: dict[str, Tensor]) -> tuple[SparsePattern, Tensor]:
-        """The cached :func:`mean_adjacency` of ``edge_index`` on the device of ``x_dict``."""
-        source, _, target = edge_type
-        num_sources, num_targets = x_dict[source].size(0), x_dict[target].size(0)
-        device = x_dict[target].device
-        return self._cache.get(edge_type, (edge_index,), (num_sources, num_targets, device),
+    def adjacency(self, edge_type: EdgeType, edge_index: Tensor, num_sources: int, num_targets: int,
+                  device: torch.device, name: object = None) -> tuple[SparsePattern, Tensor]:
+        """The cached :func:`mean_adjacency` of ``edge_index`` on ``device`` (cached under ``name``, by
+        default the edge type)."""
+        return self._cache.get(edge_type if name is None else name, (edge_index,), (num_sources, num_targets, device),
                                lambda: mean_adjacency(edge_index.to(device), num_sources, num_targets))
 
     def __repr__(self) -> str:

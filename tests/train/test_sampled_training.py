@@ -140,6 +140,55 @@ def test_one_layer_diffnet_needs_both_directions():
     test_full_fanout_step_equals_the_full_batch_step("diffnet", num_layers=1)
 
 
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+@pytest.mark.parametrize("encoder", ["hgt", "rgcn"])
+def test_trimmed_to_hops_gives_the_seeds_the_untrimmed_outputs(encoder, num_layers):
+    """HGT and R-GCN read only the hops each layer needs on a sampled subgraph (trims_to_hops): the seeds'
+    outputs and every gradient are those of running every layer on the whole subgraph."""
+    model = make_model(encoder, num_layers)
+    assert model.encoder.trims_to_hops
+    model.set_graph(interactions())
+    users, pos, neg = batch()
+    sampler = model.neighbor_sampler([2] * num_layers, seed=5)
+    link = sampler.sample_links(users, pos, neg)
+    subgraph = link.subgraph
+    assert sum(n for counts in subgraph.num_sampled_nodes.values() for n in counts[1:]) > 0
+
+    def run(trim: bool):
+        model.zero_grad()
+        x_dict = model.inputs(subgraph.n_id)
+        hops = (subgraph.num_sampled_nodes, subgraph.num_sampled_edges) if trim else None
+        h_dict = model.encode(x_dict, subgraph.edge_index_dict, None, hops)
+        seeds = {t: h[: subgraph.num_seeds.get(t, 0)] for t, h in h_dict.items()}
+        sum(h.pow(2).sum() * (k + 1) for k, h in enumerate(seeds.values())).backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        return h_dict, seeds, grads
+
+    untrimmed, untrimmed_seeds, untrimmed_grads = run(trim=False)
+    trimmed, trimmed_seeds, trimmed_grads = run(trim=True)
+    assert {t: h.size(0) for t, h in trimmed.items()} == {t: subgraph.num_seeds.get(t, 0) for t in trimmed}
+    assert any(untrimmed[t].size(0) > trimmed[t].size(0) for t in trimmed)  # something was trimmed
+    for node_type, h in untrimmed_seeds.items():
+        torch.testing.assert_close(trimmed_seeds[node_type], h, rtol=1e-5, atol=1e-6, msg=node_type)
+    assert set(trimmed_grads) == set(untrimmed_grads)
+    for name, grad in untrimmed_grads.items():
+        torch.testing.assert_close(trimmed_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("encoder", ["hgt", "rgcn"])
+def test_trimming_refuses_hop_counts_for_another_number_of_layers(encoder):
+    model = make_model(encoder, 2)
+    model.set_graph(interactions())
+    sampler = model.neighbor_sampler([2, 2])
+    subgraph = sampler.sample_links(*batch()).subgraph
+    x_dict = model.inputs(subgraph.n_id)
+    one_hop = {et: counts[:1] for et, counts in subgraph.num_sampled_edges.items()}
+    with pytest.raises(ValueError, match="expected 2, one per layer"):
+        model.encoder(x_dict, subgraph.edge_index_dict, subgraph.num_sampled_nodes, one_hop)
+    with pytest.raises(ValueError, match="give both"):
+        model.encoder(x_dict, subgraph.edge_index_dict, subgraph.num_sampled_nodes)
+
+
 def test_small_fanout_step_touches_only_the_subgraph():
     model = make_model("lightgcn")
     model.set_graph(interactions())
