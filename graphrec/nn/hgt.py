@@ -19,6 +19,8 @@ given the hop counts computes each layer only for the hops the seeds need (``tri
 1M-user synthetic graph (``benchmarks/scale.py``, fan-outs [10, 5], 2 CPU threads) a sampled training
 step of 4096 edges took 15.8 s before these changes, 4.4 s with trimming and per-relation sources, and
 2.9 s with the folded maps computed head by head (1024 edges: 6.6 s before, 1.9 s with the first two).
+On the whole MovieLens-1M graph (2.3M edges with the KG, 1 thread) a forward and backward pass went
+from 1.4 s to 0.8 s with outputs equal to 1e-7.
 """
 
 from __future__ import annotations
@@ -92,9 +94,10 @@ class HGTLayer(torch.nn.Module):
         of that type, in order; ``None``: every row). ``num_targets``: only the first rows of each type get
         an output (a trimmed layer, see :meth:`HGT.forward`); by default every row.
 
-        Heads are computed one by one as contiguous ``[n, d]`` blocks, and each relation's key and message
-        maps are folded into the source type's key and value maps (``x W_K W^ATT`` as one ``[D, d]``
-        product per head), so a source row costs one small product per relation and head.
+        Heads are computed one by one as contiguous ``[n, d]`` blocks. A relation that reads every node of
+        its source type multiplies that type's keys and values (computed once for all its relations) by its
+        ``d x d`` maps; one that reads a subset (a sampled subgraph) folds its maps into the type's key and
+        value maps (``x W_K W^ATT`` as one ``[D, d]`` product per head) and computes them for that subset.
         """
         heads, dim = self.heads, self.channels // self.heads
         sources = [None] * len(edge_types) if sources is None else sources
@@ -107,11 +110,19 @@ class HGTLayer(torch.nn.Module):
             inputs = self._source_rows(x_dict, edge_types, sources)
             keys: list[list[Tensor]] = [[] for _ in range(heads)]
             values: list[list[Tensor]] = [[] for _ in range(heads)]
-            for edge_type, x in zip(edge_types, inputs):  # the columns: (edge type, source node) pairs
-                r, linear = index[edge_type], self.kqv[edge_type[0]]
+            whole: dict[tuple[str, int, int], Tensor] = {}  # (type, k or v, head) -> [N_t, d]
+            for edge_type, x, used in zip(edge_types, inputs, sources):  # the columns: (edge type, source node)
+                r, source = index[edge_type], edge_type[0]
                 scale = self.p_rel[r] / math.sqrt(dim)  # [H]
                 for part, relation, out in ((0, self.k_rel[r] * scale.view(heads, 1, 1), keys),
                                             (2, self.v_rel[r], values)):
+                    if used is None:  # every node of the type: its map once, shared by its relations, then d x d
+                        for i in range(heads):
+                            if (source, part, i) not in whole:
+                                whole[source, part, i] = self._head_map(source, x, part, i)
+                            out[i].append(whole[source, part, i] @ relation[i])  # [N_s, d]
+                        continue
+                    linear = self.kqv[source]  # a subset: the relation folded into the map, one product a row
                     weight = linear.weight[part * self.channels : (part + 1) * self.channels].view(heads, dim, -1)
                     bias = linear.bias[part * self.channels : (part + 1) * self.channels].view(heads, dim)
                     folded_weight = torch.einsum("hde,hdc->hec", relation, weight)  # [H, d, D]
@@ -150,20 +161,21 @@ class HGTLayer(torch.nn.Module):
                 inputs[r] = piece
         return inputs
 
+    def _head_map(self, node_type: str, x: Tensor, part: int, head: int) -> Tensor:
+        """Head ``head`` ``[n, d]`` of the key (``part`` 0), query (1) or value (2) map of ``node_type``."""
+        dim = self.channels // self.heads
+        start = part * self.channels + head * dim
+        linear = self.kqv[node_type]
+        return F.linear(x, linear.weight[start : start + dim], linear.bias[start : start + dim])
+
     def _queries(self, targets: dict[str, Tensor]) -> list[Tensor]:
         """``[N, d]`` queries per head of the ``targets`` rows of each type, types in order."""
         heads, dim = self.heads, self.channels // self.heads
         per_head: list[list[Tensor]] = [[] for _ in range(heads)]
         for node_type, x in targets.items():
-            if node_type not in self.kqv:  # a type outside metadata: no edges, it only fills rows
-                for i in range(heads):
-                    per_head[i].append(x.new_zeros(x.size(0), dim))
-                continue
-            linear = self.kqv[node_type]
-            weight = linear.weight[self.channels : 2 * self.channels].view(heads, dim, -1)
-            bias = linear.bias[self.channels : 2 * self.channels].view(heads, dim)
-            for i in range(heads):
-                per_head[i].append(F.linear(x, weight[i], bias[i]))
+            for i in range(heads):  # a type outside metadata has no edges: its rows are only filled
+                per_head[i].append(self._head_map(node_type, x, 1, i) if node_type in self.kqv
+                                   else x.new_zeros(x.size(0), dim))
         return [torch.cat(parts) if len(parts) > 1 else parts[0] for parts in per_head]
 
 
