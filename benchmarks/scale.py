@@ -77,6 +77,7 @@ from graphrec.nn.losses import bpr_loss, l2_regularization
 from graphrec.nn.recommender import INTERACTS, REV_INTERACTS
 from graphrec.schema import from_mapping, load_yaml
 from graphrec.train.negatives import NegativeSampler
+from graphrec.train.optim import make_optimizer
 
 GIB = 2**30
 
@@ -287,7 +288,7 @@ def train_hgt(args, num_nodes: dict[str, int], side: dict, train: torch.Tensor, 
         model.set_graph(train)
         sampler = model.neighbor_sampler(list(args.fanouts), seed=args.seed)
         negatives = NegativeSampler(train, model.num_users, model.num_items, seed=args.seed + 1)
-        optimizer = torch.optim.Adam(model.parameters(), lr=args.hgt_lr)
+        optimizer = make_optimizer(model, args.hgt_lr, sparse_embeddings=args.sparse_embeddings)
         setup = time.perf_counter() - phase.start
         order = torch.randperm(train.size(1), generator=torch.Generator().manual_seed(args.seed))
         batches = order.split(args.hgt_batch)
@@ -314,7 +315,8 @@ def train_hgt(args, num_nodes: dict[str, int], side: dict, train: torch.Tensor, 
                       f"{(time.perf_counter() - start) / (index + 1):.2f} s/step", flush=True)
         seconds = time.perf_counter() - start
         edges = sum(b.numel() for b in batches[:num_batches])
-        phase.info.update(batch=args.hgt_batch, fanouts=list(args.fanouts), steps_run=num_batches,
+        phase.info.update(batch=args.hgt_batch, fanouts=list(args.fanouts), sparse_embeddings=args.sparse_embeddings,
+                          steps_run=num_batches,
                           steps_per_epoch=len(batches), setup_s=round(setup, 2), train_s=round(seconds, 2),
                           sample_s=round(sample_s, 2), compute_s=round(compute_s, 2),
                           edges_per_s=round(edges / seconds), sampled_edges_per_step=round(sampled_edges / num_batches),
@@ -384,6 +386,8 @@ def main() -> None:
     parser.add_argument("--hgt-batch", type=int, default=1024, help="training edges per HGT step")
     parser.add_argument("--hgt-lr", type=float, default=0.001)
     parser.add_argument("--fanouts", type=int, nargs="+", default=[10, 5], help="per edge type and hop")
+    parser.add_argument("--sparse-embeddings", action="store_true",
+                        help="HGT: sparse gradients and lazy Adam for the ID tables (train.sparse_embeddings)")
     parser.add_argument("--max-batches", type=int, default=None,
                         help="HGT steps to run (default: a whole epoch); the epoch time is then extrapolated")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")

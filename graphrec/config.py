@@ -206,6 +206,9 @@ class TrainConfig:
         fanouts: With ``batching: neighbor``, the neighbours drawn per node and edge type at each hop, one
             per layer (as many as ``model.num_layers``); ``-1``: all neighbours (a step then equals the
             full-batch one).
+        sparse_embeddings: With ``batching: neighbor``, update only the rows of the ID embedding tables
+            that a step's subgraph gathers (sparse gradients and lazy Adam) instead of every row: on
+            graphs with millions of nodes most of a dense step's memory traffic. One process only.
     """
 
     epochs: int = 100
@@ -221,6 +224,7 @@ class TrainConfig:
     progress: bool = True
     batching: Literal["full", "neighbor"] = "full"
     fanouts: list[int] = field(default_factory=lambda: [10, 5])
+    sparse_embeddings: bool = False
 
 
 @dataclass
@@ -431,6 +435,9 @@ class RunConfig:
         if any(not isinstance(f, int) or isinstance(f, bool) or f < -1 for f in train.fanouts):
             raise ValueError(f"key 'train.fanouts' must list ints >= -1 (-1: all neighbours), found {train.fanouts}")
         if train.batching != "neighbor":
+            if train.sparse_embeddings:
+                raise ValueError("key 'train.sparse_embeddings' is true, which needs train.batching: neighbor (a "
+                                 "full-batch step reads every row of the tables)")
             return
         if model.name != "graph":
             raise ValueError(f"key 'train.batching' is 'neighbor', which only model.name: graph supports (with "

@@ -327,6 +327,7 @@ def _train_and_test(config: RunConfig, folder: Path, resume: bool) -> Result:
         monitor=config.train.monitor, eval_every=config.train.eval_every, patience=config.train.patience,
         run_dir=folder, resume=resume, progress=config.train.progress,
         batching=config.train.batching, fanouts=config.train.fanouts,
+        sparse_embeddings=config.train.sparse_embeddings,
     )
     trained = trainer.fit()
     if distributed.world_size() > 1:  # every rank's weights digest, recorded in metrics.json

@@ -39,6 +39,7 @@ from graphrec.nn.losses import bce_loss, bpr_loss, l2_regularization
 from graphrec.train.checkpoint import (capture_rng_state, load_weights, restore_rng_state, resume_checkpoint,
                                        save_checkpoint, save_weights)
 from graphrec.train.negatives import NegativeSampler
+from graphrec.train.optim import make_optimizer
 from graphrec.utils import atomic_write_json, resolve_device, seed_everything, suggest
 
 if TYPE_CHECKING:  # loaded with batching="neighbor" only
@@ -189,6 +190,8 @@ class Trainer(BestWeights):
             sampled neighbourhood only (needs ``model.encode_sampled``).
         fanouts: With ``batching="neighbor"``, neighbours drawn per node and edge type at each hop, one
             per encoder layer; ``-1``: all (the step then equals the full one).
+        sparse_embeddings: With ``batching="neighbor"``, the ID tables get sparse gradients and lazy
+            Adam updates of the gathered rows only (:mod:`graphrec.train.optim`); one process only.
     """
 
     def __init__(self, model: torch.nn.Module, train_edge_index: Tensor, *, epochs: int = 100,
@@ -197,10 +200,17 @@ class Trainer(BestWeights):
                  eval_fn: Callable[[torch.nn.Module], dict[str, float]] | None = None,
                  monitor: str = "recall@20", eval_every: int = 1, patience: int | None = 10,
                  run_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
-                 amp: bool = True, batching: str = "full", fanouts: list[int] | None = None) -> None:
+                 amp: bool = True, batching: str = "full", fanouts: list[int] | None = None,
+                 sparse_embeddings: bool = False) -> None:
         if loss not in LOSSES:
             raise ConfigError(f"loss: unknown loss '{loss}'; expected one of {sorted(LOSSES)}{suggest(loss, LOSSES)}")
         self._check_batching(model, batching, fanouts)
+        if sparse_embeddings and batching != "neighbor":
+            raise ConfigError("sparse_embeddings: needs batching 'neighbor' (a full step reads every row of the "
+                              "tables, so their gradients are dense anyway)")
+        if sparse_embeddings and distributed.world_size() > 1:
+            raise ConfigError("sparse_embeddings: data-parallel runs average dense gradients; train with one "
+                              "process, or without sparse_embeddings")
         for name, value in (("epochs", epochs), ("batch_size", batch_size), ("num_negatives", num_negatives),
                             ("eval_every", eval_every)):
             if not isinstance(value, int) or value < (0 if name == "epochs" else 1):
@@ -222,6 +232,7 @@ class Trainer(BestWeights):
         self.edges_cpu = train_edge_index.detach().cpu()  # [2, E]; batches are cut here, then copied
         self.trainable = bool(getattr(model, "trainable", True))
         self.batching, self.fanouts = batching, None if fanouts is None else list(fanouts)
+        self.sparse_embeddings = sparse_embeddings
         self.neighbor_sampler = None  # built by fit() once the model holds its graph
 
     @staticmethod
@@ -246,7 +257,7 @@ class Trainer(BestWeights):
         self.model.set_graph(self.edges_cpu.to(self.device, non_blocking=True))
         if not self.trainable:
             return self._evaluate_only()
-        optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=self.lr)
+        optimizer = make_optimizer(self.model, self.lr, self.sparse_embeddings)
         generator = torch.Generator().manual_seed(self.seed)  # the same permutation on every rank
         # Its own stream: seeded like the shuffle, the two generators would draw the same numbers.
         sampler = NegativeSampler(self.edges_cpu, self.model.num_users, self.model.num_items,
@@ -356,6 +367,8 @@ class Trainer(BestWeights):
         config["num_edges"] = self.edges_cpu.size(1)
         if self.batching != "full":  # absent from checkpoints of full-batch runs, older ones included
             config["batching"], config["fanouts"] = self.batching, self.fanouts
+        if self.sparse_embeddings:  # absent otherwise, as in older checkpoints
+            config["sparse_embeddings"] = True
         return config
 
     def _save(self, optimizer, generator, sampler, result: TrainResult, step: int,

@@ -249,6 +249,77 @@ def test_resume_matches_an_uninterrupted_sampled_run(tmp_path):
                     **{**settings, "fanouts": [3, 3]}).fit()
 
 
+# ---------------------------------------------------------------------------------------- sparse embeddings
+def sampled_step(model, optimizer, users, pos, neg, sampler):
+    """One BPR step; the loss is scaled up so that Adam's epsilon is negligible against every gradient (Adam
+    and SparseAdam add it at different places: before and after the bias correction of the second moment)."""
+    optimizer.zero_grad(set_to_none=True)
+    link = sampler.sample_links(users, pos, neg)
+    x_dict, h_dict = model.encode_sampled(link.subgraph, sampler)
+    u = h_dict["user"][link.users]
+    loss = bpr_loss(model.score(u, h_dict["item"][link.pos_items]), model.score(u, h_dict["item"][link.neg_items]))
+    (loss * 1e6).backward()
+    optimizer.step()
+    return link
+
+
+def test_sparse_embeddings_step_like_adam_then_leave_untouched_rows_alone():
+    """Lazy Adam: the first step equals Adam's; afterwards a row the step does not gather stays put, where
+    dense Adam still moves it by its momentum."""
+    from graphrec.train.optim import SparseDenseAdam, make_optimizer
+
+    dense_model, sparse_model = make_model("hgt"), make_model("hgt")
+    for model in (dense_model, sparse_model):
+        model.set_graph(interactions())
+    dense_opt = make_optimizer(dense_model, 0.01)
+    sparse_opt = make_optimizer(sparse_model, 0.01, sparse_embeddings=True)
+    assert isinstance(dense_opt, torch.optim.Adam) and isinstance(sparse_opt, SparseDenseAdam)
+    users, pos, neg = batch()
+    samplers = [model.neighbor_sampler([1, 1], seed=4) for model in (dense_model, sparse_model)]
+    sampled_step(dense_model, dense_opt, users, pos, neg, samplers[0])
+    sampled_step(sparse_model, sparse_opt, users, pos, neg, samplers[1])
+    assert sparse_model.embedding.embeddings["user"].weight.grad.is_sparse
+    assert_same_weights(dense_model, sparse_model, exact=False)
+
+    before = {name: p.detach().clone() for name, p in sparse_model.named_parameters()}
+    dense_before = dense_model.embedding.embeddings["user"].weight.detach().clone()
+    link = sampled_step(sparse_model, sparse_opt, users[:1], pos[:1], neg[:1], samplers[1])
+    sampled_step(dense_model, dense_opt, users[:1], pos[:1], neg[:1], samplers[0])
+    untouched = torch.ones(NUM_NODES["user"], dtype=torch.bool)
+    untouched[link.subgraph.n_id["user"]] = False
+    moved_first = torch.zeros(NUM_NODES["user"], dtype=torch.bool)
+    moved_first[users] = True  # users of the first batch: Adam state that is not zero
+    rows = untouched & moved_first
+    assert rows.any()
+    weight = sparse_model.embedding.embeddings["user"].weight
+    assert torch.equal(weight[rows], before["embedding.embeddings.user.weight"][rows])
+    assert not torch.equal(weight[~untouched], before["embedding.embeddings.user.weight"][~untouched])
+    dense_weight = dense_model.embedding.embeddings["user"].weight
+    assert not torch.allclose(dense_weight[rows], dense_before[rows])  # dense Adam's momentum moves them
+
+
+def test_trainer_with_sparse_embeddings_learns_and_resumes(tmp_path):
+    settings = dict(batching="neighbor", fanouts=[2, 2], sparse_embeddings=True,
+                    eval_fn=lambda model: {"recall@20": 0.0}, patience=None)
+    straight = make_model()
+    full = trainer_for(straight, epochs=6, run_dir=tmp_path / "straight", **settings).fit()
+    losses = [row["loss"] for row in full.history]
+    assert losses[-1] < 0.8 * losses[0], losses
+    trainer_for(make_model(), epochs=3, run_dir=tmp_path / "resumed", **settings).fit()
+    resumed_model = make_model(seed=9)
+    resumed = trainer_for(resumed_model, epochs=6, run_dir=tmp_path / "resumed", resume=True, **settings).fit()
+    assert_same_weights(straight, resumed_model)
+    assert [row["loss"] for row in resumed.history] == losses
+    with pytest.raises(CheckpointError, match="does not fit this optimizer"):
+        trainer_for(make_model(), epochs=8, run_dir=tmp_path / "resumed", resume=True,
+                    **{**settings, "sparse_embeddings": False}).fit()
+
+
+def test_sparse_embeddings_need_neighbour_batches():
+    with pytest.raises(ConfigError, match="sparse_embeddings: needs batching 'neighbor'"):
+        trainer_for(make_model(), sparse_embeddings=True)
+
+
 def test_a_frozen_body_keeps_full_steps():
     model = make_model(head=LinearDotHead(DIM))
     for module in (model.embedding, model.encoder):
@@ -287,6 +358,9 @@ def test_config_checks_batching_and_fanouts():
         load_config(None, ["train.batching=neighbor", "model.name=graph"])
     with pytest.raises(ConfigError, match=r"train.batching"):
         load_config(None, ["train.batching=minibatch"])
+    assert config(batching="neighbor", fanouts=[4, 4], sparse_embeddings=True).train.sparse_embeddings
+    with pytest.raises(ConfigError, match=r"'train.sparse_embeddings' is true, which needs train.batching: neighbor"):
+        config(sparse_embeddings=True)
 
 
 @pytest.fixture(scope="module")
