@@ -99,51 +99,51 @@ class HGTLayer(torch.nn.Module):
         ``d x d`` maps; one that reads a subset (a sampled subgraph) folds its maps into the type's key and
         value maps (``x W_K W^ATT`` as one ``[D, d]`` product per head) and computes them for that subset.
         """
-        heads, dim = self.heads, self.channels // self.heads
         sources = [None] * len(edge_types) if sources is None else sources
         rows = {t: x.size(0) if num_targets is None else num_targets[t] for t, x in x_dict.items()}
         targets = {t: x if rows[t] == x.size(0) else x[: rows[t]] for t, x in x_dict.items()}  # sliced once
-        index = {edge_type: r for r, edge_type in enumerate(self.edge_types)}
         if pattern is None:  # no edges: every target gets GELU(0) through its output map
             aggregated = next(iter(x_dict.values())).new_zeros(sum(rows.values()), self.channels)
         else:
-            inputs = self._source_rows(x_dict, edge_types, sources)
-            keys: list[list[Tensor]] = [[] for _ in range(heads)]
-            values: list[list[Tensor]] = [[] for _ in range(heads)]
-            whole: dict[tuple[str, int, int], Tensor] = {}  # (type, k or v, head) -> [N_t, d]
-            for edge_type, x, used in zip(edge_types, inputs, sources):  # the columns: (edge type, source node)
-                r, source = index[edge_type], edge_type[0]
-                scale = self.p_rel[r] / math.sqrt(dim)  # [H]
-                for part, relation, out in ((0, self.k_rel[r] * scale.view(heads, 1, 1), keys),
-                                            (2, self.v_rel[r], values)):
-                    if used is None:  # every node of the type: its map once, shared by its relations, then d x d
-                        for i in range(heads):
-                            if (source, part, i) not in whole:
-                                whole[source, part, i] = self._head_map(source, x, part, i)
-                            out[i].append(whole[source, part, i] @ relation[i])  # [N_s, d]
-                        continue
-                    linear = self.kqv[source]  # a subset: the relation folded into the map, one product a row
-                    weight = linear.weight[part * self.channels : (part + 1) * self.channels].view(heads, dim, -1)
-                    bias = linear.bias[part * self.channels : (part + 1) * self.channels].view(heads, dim)
-                    folded_weight = torch.einsum("hde,hdc->hec", relation, weight)  # [H, d, D]
-                    folded_bias = torch.einsum("hd,hde->he", bias, relation)  # [H, d]
-                    for i in range(heads):
-                        out[i].append(F.linear(x, folded_weight[i], folded_bias[i]))  # [C_r, d]
-            aggregated = []
-            logits = []
-            queries = self._queries(targets)
-            for i in range(heads):
-                logits.append(pattern_sddmm(pattern, queries[i], torch.cat(keys[i])))  # [nnz]
+            keys, values = self._keys_values(x_dict, edge_types, sources)  # per head: [C, d]
+            logits = [pattern_sddmm(pattern, query, key) for query, key in zip(self._queries(targets), keys)]
             attention = segment_softmax(torch.stack(logits, dim=-1), pattern.crow)  # [nnz, H], per target
-            for i, weights in enumerate(attention.unbind(-1)):
-                aggregated.append(pattern_spmm(pattern, weights.contiguous(), torch.cat(values[i])))  # [N, d]
-            aggregated = torch.cat(aggregated, dim=-1)  # [N, D], heads side by side
+            aggregated = torch.cat([pattern_spmm(pattern, weights.contiguous(), value)  # [N, d] per head
+                                    for weights, value in zip(attention.unbind(-1), values)], dim=-1)  # [N, D]
         out = {}
         for (node_type, x), part in zip(x_dict.items(), aggregated.split(list(rows.values()))):  # one backward
             if node_type in self.out:
                 beta = self.skip[self.target_types.index(node_type)].sigmoid()
                 out[node_type] = beta * self.out[node_type](F.gelu(part)) + (1 - beta) * targets[node_type]
         return out
+
+    def _keys_values(self, x_dict: dict[str, Tensor], edge_types: list[EdgeType],
+                     sources: list[Tensor | None]) -> tuple[list[Tensor], list[Tensor]]:
+        """Per head, the ``[C, d]`` keys (scaled by the relation prior) and messages of the pattern's columns."""
+        heads, dim = self.heads, self.channels // self.heads
+        index = {edge_type: r for r, edge_type in enumerate(self.edge_types)}
+        keys: list[list[Tensor]] = [[] for _ in range(heads)]
+        values: list[list[Tensor]] = [[] for _ in range(heads)]
+        whole: dict[tuple[str, int, int], Tensor] = {}  # (type, k or v, head) -> [N_t, d]
+        for edge_type, x, used in zip(edge_types, self._source_rows(x_dict, edge_types, sources), sources):
+            r, source = index[edge_type], edge_type[0]
+            scale = self.p_rel[r] / math.sqrt(dim)  # [H]
+            for part, relation, columns in ((0, self.k_rel[r] * scale.view(heads, 1, 1), keys),
+                                            (2, self.v_rel[r], values)):
+                if used is None:  # every node of the type: its map once, shared by its relations, then d x d
+                    for i in range(heads):
+                        if (source, part, i) not in whole:
+                            whole[source, part, i] = self._head_map(source, x, part, i)
+                        columns[i].append(whole[source, part, i] @ relation[i])  # [N_s, d]
+                    continue
+                linear = self.kqv[source]  # a subset: the relation folded into the map, one product a row
+                weight = linear.weight[part * self.channels : (part + 1) * self.channels].view(heads, dim, -1)
+                bias = linear.bias[part * self.channels : (part + 1) * self.channels].view(heads, dim)
+                folded_weight = torch.einsum("hde,hdc->hec", relation, weight)  # [H, d, D]
+                folded_bias = torch.einsum("hd,hde->he", bias, relation)  # [H, d]
+                for i in range(heads):
+                    columns[i].append(F.linear(x, folded_weight[i], folded_bias[i]))  # [C_r, d]
+        return [torch.cat(parts) for parts in keys], [torch.cat(parts) for parts in values]
 
     def _source_rows(self, x_dict: dict[str, Tensor], edge_types: list[EdgeType],
                      sources: list[Tensor | None]) -> list[Tensor]:
