@@ -33,17 +33,16 @@ with other work it shows how much of the cores the run got. The machine, the tor
 load average at the start and the end are printed with the results.
 
 The HGT step's memory grows with the sampled subgraph: at ``--hgt-batch 4096`` (1.5M sampled edges
-a step) the phase peaked at 12.5 GiB (259 training edges/s), at 1024 (456K edges) at 7.2 GiB (156
-edges/s), hence the default, which keeps the run under 8 GiB. The
-process sets glibc's malloc to 2 arenas and trim threshold 0 (:func:`lean_malloc`): with glibc's
-defaults the HGT loop's resident memory crept up step after step (fragmentation).
+a step) the whole process peaked at 5.44 GiB, hence the default. The process sets glibc's malloc to 2
+arenas and trim threshold 0 (:func:`lean_malloc`): with glibc's defaults the HGT loop's resident memory
+crept up step after step (fragmentation).
 
 Measured (AMD EPYC, 2 cores, 24 GiB, torch 2.13 CPU, 2 threads; the machine otherwise nearly idle,
 load average 0.2-2; seeds 0): generate 10.3 s + Parquet 1.7 s (peak 1.80 GiB); builder and split
 54.6 s (4.05 GiB); LightGCN epoch 171 s, 43,600 training edges/s at 262,144 a step (4.86 GiB);
 full ranking of all 1,000,000 test users x 200,000 items 546 s, 1,830 users/s (2.52 GiB, 0.65 above
-the phase's start); HGT 10 steps of 1024 edges at [10, 5]: 6.6 s a step, 156 edges/s, an epoch
-(7,286 steps) extrapolated to 48,000 s (7.15 GiB).
+the phase's start); HGT, one whole epoch of 4096 edges a step at [10, 5] (1,822 steps): 5,598 s,
+1,333 training edges/s, 3.07 s a step (5.44 GiB).
 
 Usage:
     python benchmarks/scale.py [--data-dir /tmp/graphrec-scale] [--threads 2] [--max-batches 50]
@@ -383,7 +382,7 @@ def main() -> None:
     parser.add_argument("--eval-users", type=int, default=None,
                         help="rank a seeded sample of this many test users (default: all) and extrapolate")
     parser.add_argument("--eval-budget-mb", type=int, default=512, help="memory budget of one ranking chunk")
-    parser.add_argument("--hgt-batch", type=int, default=1024, help="training edges per HGT step")
+    parser.add_argument("--hgt-batch", type=int, default=4096, help="training edges per HGT step")
     parser.add_argument("--hgt-lr", type=float, default=0.001)
     parser.add_argument("--fanouts", type=int, nargs="+", default=[10, 5], help="per edge type and hop")
     parser.add_argument("--sparse-embeddings", action="store_true",
