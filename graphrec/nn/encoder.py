@@ -78,6 +78,7 @@ def target_types(metadata: Metadata) -> list[str]:
     return [node_type for node_type in node_types if node_type in targets]
 
 
+#: A sampled subgraph's ``(num_sampled_nodes, num_sampled_edges)``: node and edge counts per hop.
 HopCounts = tuple[dict[str, list[int]], dict[EdgeType, list[int]]]
 
 
@@ -110,6 +111,12 @@ def trim_to_hop(layer: int, num_layers: int, h_dict: dict[str, Tensor], edge_ind
     num_targets = {t: sum(counts[t][:hop]) for t in h_dict}
     edge_index_dict = {et: e[:, : sum(num_sampled_edges[et][:hop])] for et, e in edge_index_dict.items()}
     return h_dict, edge_index_dict, num_targets
+
+
+def seed_rows(h_dict: dict[str, Tensor], num_sampled_nodes: dict[str, list[int]]) -> dict[str, Tensor]:
+    """The seeds' rows of each type (the first ``num_sampled_nodes[t][0]``; every row of a type without
+    counts): what a trimmed encoder returns."""
+    return {t: h[: num_sampled_nodes.get(t, [h.size(0)])[0]] for t, h in h_dict.items()}
 
 
 class HeteroEncoder(torch.nn.Module):

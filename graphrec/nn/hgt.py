@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from graphrec.nn.encoder import (EdgeIndexCache, EdgeType, HeteroEncoder, Metadata, check_hops, present,
-                                 target_types, trim_to_hop)
+                                 seed_rows, target_types, trim_to_hop)
 from graphrec.nn.functional import segment_softmax
 from graphrec.nn.kgat import SparsePattern, pattern_sddmm, pattern_spmm, sparse_pattern
 
@@ -155,8 +155,7 @@ class HGTLayer(torch.nn.Module):
         inputs: list[Tensor | None] = [x_dict[et[0]] if used is None else None for et, used in zip(edge_types, sources)]
         for node_type, relations in wanted.items():
             parts = [sources[r] for r in relations]
-            gathered = x_dict[node_type].index_select(0, torch.cat(parts)) if len(parts) > 1 else \
-                x_dict[node_type].index_select(0, parts[0])
+            gathered = x_dict[node_type].index_select(0, torch.cat(parts))
             for r, piece in zip(relations, gathered.split([part.numel() for part in parts])):
                 inputs[r] = piece
         return inputs
@@ -273,8 +272,8 @@ class HGT(HeteroEncoder):
             if num_targets is not None:
                 h_dict = {t: h[: num_targets[t]] for t, h in h_dict.items()}
             h_dict = self.adapt(k, {**h_dict, **out})
-        if num_sampled_nodes is not None:  # the seeds (already so after the last layer, unless there is none)
-            h_dict = {t: h[: num_sampled_nodes.get(t, [h.size(0)])[0]] for t, h in h_dict.items()}
+        if trim:  # the seeds (already so after the last layer, unless there is none)
+            h_dict = seed_rows(h_dict, num_sampled_nodes)
         return h_dict
 
     def __repr__(self) -> str:

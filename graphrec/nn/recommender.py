@@ -23,7 +23,7 @@ from torch import Tensor
 
 from graphrec.nn.adapters import NodePrompt
 from graphrec.nn.embedding import NodeEmbedding
-from graphrec.nn.encoder import EdgeType, HeteroEncoder
+from graphrec.nn.encoder import EdgeType, HeteroEncoder, HopCounts
 from graphrec.nn.heads import DotProductHead
 
 if TYPE_CHECKING:  # graphrec.nn loads torch only; the sampler comes with graphrec.graph
@@ -121,7 +121,7 @@ class GraphRecommender(torch.nn.Module):
 
     def encode(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor],
                degree_dict: dict[str, Tensor] | None = None,
-               hops: tuple[dict[str, list[int]], dict[EdgeType, list[int]]] | None = None) -> dict[str, Tensor]:
+               hops: HopCounts | None = None) -> dict[str, Tensor]:
         """The encoder's ``h_dict``; ``degree_dict`` (full-graph degrees of a sampled subgraph's nodes)
         reaches only encoders that normalise by degrees (``needs_degrees``), ``hops`` (a sampled
         subgraph's node and edge counts per hop) only those that trim to them (``trims_to_hops``)."""

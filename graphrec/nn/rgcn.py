@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from graphrec.nn.encoder import (EdgeIndexCache, EdgeType, HeteroEncoder, Metadata, check_hops, present,
-                                 target_types, trim_to_hop)
+                                 seed_rows, target_types, trim_to_hop)
 from graphrec.nn.kgat import SparsePattern, pattern_spmm, sparse_pattern
 
 
@@ -129,7 +129,7 @@ class RGCN(HeteroEncoder):
                 h_dict = {t: h[: rows[t]] for t, h in h_dict.items()}
             h_dict = self.adapt(layer, {**h_dict, **out})
         if trim:  # the seeds (already so after the last layer, unless there is none)
-            h_dict = {t: h[: num_sampled_nodes.get(t, [h.size(0)])[0]] for t, h in h_dict.items()}
+            h_dict = seed_rows(h_dict, num_sampled_nodes)
         return h_dict
 
     def adjacency(self, edge_type: EdgeType, edge_index: Tensor, num_sources: int, num_targets: int,

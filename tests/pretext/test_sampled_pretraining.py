@@ -23,7 +23,7 @@ from graphrec.transfer import pretrain
 from graphrec.utils import load_tensors
 from tests.conftest import run_config, write_synthetic_root
 from tests.pretext.conftest import CapturingEncoder, MeanEncoder, make_batch, make_graph, make_model, num_nodes
-from tests.pretext.test_tasks import DIM, FALL, TASKS
+from tests.pretext.test_tasks import DIM, FALL, TASKS, case  # noqa: F401 (case: the fixture over TASKS)
 
 # Required fall of the loss on a fixed sampled batch after 40 steps on other sampled batches; the multi-task
 # loss is two thirds masked-edge loss, whose bound is 0.9.
@@ -41,13 +41,6 @@ def sampled_step(task, model, batches: SampledBatches, generator_seed: int, step
     generator = torch.Generator().manual_seed(generator_seed)
     view, batch = batches.next(model, step, generator)
     return task.loss(view, batch), view, batch
-
-
-@pytest.fixture(params=sorted(TASKS))
-def case(request):
-    graph = make_graph()
-    torch.manual_seed(0)
-    return request.param, TASKS[request.param](graph), graph
 
 
 # ------------------------------------------------------------------------------------ equal to full batch
